@@ -1,0 +1,5 @@
+"""``python -m tuilora`` is the ``tuilora`` command."""
+
+from tuilora.cli import main
+
+main()

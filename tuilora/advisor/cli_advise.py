@@ -1,0 +1,160 @@
+"""``tuilora advise``: turn flag strings into Answers and overrides, recommend, print or write.
+
+Kept out of ``cli.py`` so the click layer only parses; everything here is testable without
+click. The table form imports rich lazily; the scripted forms never touch it.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tuilora.advisor.answers import QUESTIONS, Answers, parse_number
+from tuilora.advisor.export import FORMATS, command_header, render_text
+from tuilora.advisor.hardware import detect_vram_gb
+from tuilora.advisor.recommend import DatasetFacts, Recommendation, recommend
+from tuilora.errors import UserError
+from tuilora.fileio import write_atomic
+
+
+def answers_from_options(options: Mapping[str, Any]) -> Answers:
+    """Answers from the raw flag values (strings or None); errors name the flag."""
+    values: dict[str, Any] = {}
+    for question in QUESTIONS:
+        raw = options.get(question.name)
+        if raw is None:
+            continue
+        if question.kind in ("int", "float"):
+            values[question.name] = parse_number(question, str(raw))
+        elif question.kind == "bool":
+            values[question.name] = bool(raw)
+        else:
+            text = str(raw)
+            values[question.name] = text.upper() if question.name == "category" else text.lower()
+    if values.get("vram") is None:
+        detected = detect_vram_gb()
+        values["vram"] = detected if detected is not None else 24.0
+        values["vram_source"] = "nvidia-smi" if detected is not None else "assumed"
+    return Answers.from_dict(values)
+
+
+def parse_overrides(entries: Sequence[str]) -> dict[str, Any]:
+    """``--set key=value``: the value is read as TOML (numbers, true/false, lists), else text."""
+    out: dict[str, Any] = {}
+    for entry in entries:
+        key, sep, text = entry.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--set {entry!r}: write KEY=VALUE, e.g. --set noise_offset=0.06")
+        try:
+            value: Any = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        out[key] = value
+    return out
+
+
+def path_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
+    pairs = {
+        "pretrained_model_name_or_path": options.get("model"),
+        "train_data_dir": options.get("dataset_dir"),
+        "output_name": options.get("output_name"),
+        "output_dir": options.get("output_dir"),
+    }
+    return {key: value for key, value in pairs.items() if value}
+
+
+def load_dataset(path: str, caption_extension: str, resolution: int) -> DatasetFacts:
+    """Scan ``--dataset DIR`` for the advisor (the dataset package does the reading)."""
+    from tuilora.dataset.facts import dataset_facts
+
+    return dataset_facts(path, caption_extension=caption_extension, resolution=resolution)
+
+
+def build(options: Mapping[str, Any]) -> Recommendation:
+    fmt = str(options.get("fmt") or "table")
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}")
+    answers = answers_from_options(options)
+    overrides = {**path_overrides(options), **parse_overrides(options.get("overrides") or ())}
+    dataset = None
+    dataset_dir = options.get("dataset_dir")
+    if dataset_dir:
+        directory = Path(dataset_dir)
+        if not directory.exists():
+            raise UserError(f"--dataset {dataset_dir}: no such directory")
+        if not directory.is_dir():
+            raise UserError(f"--dataset {dataset_dir}: is a file, expected a directory")
+        resolution = 1024 if answers.base == "sdxl" else 512
+        dataset = load_dataset(
+            dataset_dir, str(options.get("caption_extension") or ".txt"), resolution
+        )
+    rec = recommend(answers, overrides=overrides, dataset=dataset)
+    rec.training_config()  # validates the result: a bad --set value names its key
+    if rec.errors:
+        raise UserError(rec.errors[0].message)
+    return rec
+
+
+def run(options: Mapping[str, Any], argv: Sequence[str]) -> int:
+    rec = build(options)
+    fmt = str(options.get("fmt") or "table")
+    explain_field = options.get("explain_field")
+    output = options.get("output")
+    if explain_field:
+        from tuilora.advisor.render import explain, print_renderable
+
+        renderable = explain(rec, str(explain_field))
+        if output:
+            write_atomic(output, _plain(renderable), overwrite=bool(options.get("force")))
+        else:
+            print_renderable(renderable)
+        return 0
+    if fmt == "table":
+        from tuilora.advisor.render import print_renderable, recommendation_table
+
+        if output:
+            text = _plain(recommendation_table(rec))
+            write_atomic(output, text, overwrite=bool(options.get("force")))
+            print(f"wrote {output}", file=sys.stderr)
+        else:
+            print_renderable(recommendation_table(rec))
+        return 0
+    text = render_text(rec, fmt, command_header(["advise", *_strip_output(argv)]))
+    if output:
+        write_atomic(output, text, overwrite=bool(options.get("force")))
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _strip_output(argv: Sequence[str]) -> list[str]:
+    """The command as typed, without the advise word itself and without --output/--force."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--output", "-o"):
+            skip = True
+            continue
+        if arg.startswith("--output=") or arg == "--force" or arg == "advise":
+            continue
+        out.append(arg)
+    return out
+
+
+def _plain(renderable: Any) -> str:
+    """The renderable as plain text for a file (no colour codes, a fixed width)."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(record=True, width=100, color_system=None, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()

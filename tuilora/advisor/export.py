@@ -1,0 +1,174 @@
+"""Write a Recommendation as json, tuilora TOML, sd-scripts TOML or an sd-scripts command line.
+
+The table form lives in ``render.py`` (it needs rich); these formats need only the standard
+library and tomli-w, so scripting ``tuilora advise --format json`` stays fast.
+
+The sd-scripts forms use sd-scripts' own argument types (DESIGN §3, §11): ``resolution`` as a
+"W,H" string, lists of "key=value" strings, booleans only for its store_true flags, no key its
+parser does not define, and ``max_token_length`` left out for 75.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import tomli_w
+
+from tuilora.advisor.recommend import Recommendation
+from tuilora.config import TrainingConfig, to_toml_dict
+from tuilora.errors import UserError
+from tuilora.kohya_options import KOHYA_OPTIONS, SDXL_ONLY_OPTIONS
+
+FORMATS: Final = ("table", "json", "toml", "kohya-toml", "kohya-cmd")
+
+#: Paths a runnable sd-scripts config needs, written whenever they are known.
+PATH_KEYS: Final = (
+    "pretrained_model_name_or_path",
+    "train_data_dir",
+    "reg_data_dir",
+    "output_dir",
+    "output_name",
+)
+_REQUIRED_PATHS: Final = ("pretrained_model_name_or_path", "train_data_dir")
+
+
+def script_for(base_type: str) -> str:
+    """SDXL configs are for sdxl_train_network.py, SD1/SD2 ones for train_network.py."""
+    return "sdxl_train_network.py" if base_type == "sdxl" else "train_network.py"
+
+
+def kohya_values(config: TrainingConfig, keys: Iterable[str]) -> dict[str, Any]:
+    """``keys`` of ``config`` as sd-scripts reads them from a TOML file."""
+    out: dict[str, Any] = {}
+    sdxl = config.base_type == "sdxl"
+    for key in keys:
+        kind = KOHYA_OPTIONS.get(key)
+        if kind is None or (key in SDXL_ONLY_OPTIONS and not sdxl):
+            continue  # not an sd-scripts option for this script: it would be ignored silently
+        value = getattr(config, key)
+        if value is None or value == []:
+            continue  # an empty list means the same as none to sd-scripts
+        if key == "resolution":
+            width, height = config.resolution_wh()
+            value = f"{width},{height}"
+        elif key == "max_token_length":
+            if value == 75:
+                continue  # sd-scripts' default; its parser accepts only 150 and 225
+        elif key == "clip_skip" and sdxl:
+            continue  # sd-scripts warns that clip_skip does not work for SDXL
+        out[key] = _kohya_typed(key, kind, value)
+    return out
+
+
+def _kohya_typed(key: str, kind: str, value: Any) -> Any:
+    if kind == "flag":
+        return bool(value)
+    if kind == "int":
+        return int(value)
+    if kind in ("float", "floats"):
+        return float(value)
+    if kind == "int_or_float":
+        return value
+    if kind == "strs":
+        return [str(item) for item in value]
+    return str(value)
+
+
+def _config_with_paths(rec: Recommendation) -> tuple[TrainingConfig, list[str]]:
+    config = rec.training_config()
+    keys = [key for key in PATH_KEYS if getattr(config, key) is not None]
+    return config, [*keys, *rec.config]
+
+
+def to_json(rec: Recommendation) -> str:
+    return json.dumps(rec.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_tuilora_toml(rec: Recommendation, header: str = "") -> str:
+    """tuilora's own TOML: the advisor's keys plus tuilora's [tuilora] table, in sections."""
+    config, keys = _config_with_paths(rec)
+    wanted = {"base_type", "network_type", *keys}
+    sections = {
+        section: {key: value for key, value in values.items() if key in wanted}
+        for section, values in to_toml_dict(config).items()
+    }
+    body = tomli_w.dumps({name: values for name, values in sections.items() if values})
+    return _comment(header) + body
+
+
+def to_kohya_toml(rec: Recommendation, header: str = "") -> str:
+    """A file ``train_network.py --config_file`` accepts as is."""
+    config, keys = _config_with_paths(rec)
+    values = kohya_values(config, keys)
+    notes = [
+        header,
+        f"For sd-scripts: accelerate launch {script_for(config.base_type)} --config_file THIS_FILE",
+    ]
+    missing = [key for key in _REQUIRED_PATHS if key not in values]
+    if missing:
+        notes.append(
+            "Add before training: "
+            + ", ".join(missing)
+            + " (or pass --model / --dataset to tuilora advise)"
+        )
+    return _comment("\n".join(n for n in notes if n)) + tomli_w.dumps(values)
+
+
+def to_kohya_cmd(rec: Recommendation) -> str:
+    """The equivalent ``accelerate launch ... train_network.py --key=value ...`` line."""
+    config, keys = _config_with_paths(rec)
+    return kohya_command(config, keys) + "\n"
+
+
+def kohya_command(config: TrainingConfig, keys: Iterable[str]) -> str:
+    parts = ["accelerate", "launch", "--num_cpu_threads_per_process", "8"]
+    parts.append(script_for(config.base_type))
+    for key, value in kohya_values(config, keys).items():
+        kind = KOHYA_OPTIONS[key]
+        if kind == "flag":
+            if value:
+                parts.append(f"--{key}")
+        elif kind == "strs":
+            if value:  # nargs="*": the entries follow as separate words
+                parts.append(f"--{key}")
+                parts.extend(shlex.quote(item) for item in value)
+        else:
+            parts.append(shlex.quote(f"--{key}={_cli_value(value)}"))
+    return " ".join(parts)
+
+
+def _cli_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _comment(text: str) -> str:
+    if not text:
+        return ""
+    return "".join(f"# {line}\n" if line else "#\n" for line in text.splitlines()) + "\n"
+
+
+def render_text(rec: Recommendation, fmt: str, header: str = "") -> str:
+    """Any non-table format as text."""
+    if fmt == "json":
+        return to_json(rec)
+    if fmt == "toml":
+        return to_tuilora_toml(rec, header)
+    if fmt == "kohya-toml":
+        return to_kohya_toml(rec, header)
+    if fmt == "kohya-cmd":
+        return to_kohya_cmd(rec)
+    raise UserError(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}")
+
+
+def command_header(argv: Iterable[str], extra: Mapping[str, str] | None = None) -> str:
+    """The comment on top of a written config: how it was made, and that it is a start."""
+    lines = ["Made by: tuilora " + " ".join(shlex.quote(a) for a in argv)]
+    lines.append("The guide's numbers are starting points: train, test, then adjust.")
+    for key, value in (extra or {}).items():
+        lines.append(f"{key}: {value}")
+    return "\n".join(lines)

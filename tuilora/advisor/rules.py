@@ -1,0 +1,346 @@
+"""Load ``rules/*.toml`` and apply them, in order, to a context of answers and facts.
+
+A rule (DESIGN §3 "Rules as data") has an ``id``, the guide ids it comes from (``guide``), a
+condition (``when``), and what it does: ``set`` config fields or facts, ``explain`` fields it
+does not change, and/or ``warn``. ``text`` is the reason shown for the fields it sets;
+``interpretation = true`` marks the project's reading of the guide rather than the guide's own
+words. ``cases`` are the rule's tests (run by one parametrized test).
+
+Rules run top to bottom (files in name order): each sees the context as the earlier rules left
+it, which is how later rules build on earlier decisions (alpha on rank, epochs on batch size).
+Pinned fields (the user's ``--rank``, ``--set key=value``, the dataset's real counts) are never
+overwritten.
+
+Conditions: ``{ key = value }`` is equality; a table of operators
+``{ key = { in = [...], ge = 10 } }`` (eq, ne, in, not_in, lt, le, gt, ge); ``test = "=expr"``
+an expression; ``all`` / ``any`` lists and ``not`` nest. Every key of a table must hold.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+from tuilora.advisor import expr
+
+SEVERITIES: Final = ("error", "warning", "info")
+_RULE_KEYS: Final = frozenset(
+    {"id", "guide", "when", "set", "explain", "text", "interpretation", "warn", "cases"}
+)
+_OPERATORS: Final = frozenset({"eq", "ne", "in", "not_in", "lt", "le", "gt", "ge"})
+_INDEX_FILE: Final = "guide-index.toml"
+_CATEGORIES_FILE: Final = "categories.toml"
+
+
+class RuleError(ValueError):
+    """A malformed rules file or a rule that cannot be evaluated (a bug, not a user error)."""
+
+
+@dataclass(frozen=True)
+class Warn:
+    severity: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Case:
+    answers: Mapping[str, Any]
+    pins: Mapping[str, Any]
+    expect: Mapping[str, Any]
+    expect_warnings: tuple[str, ...]
+    expect_no_warnings: tuple[str, ...]
+    #: Whether the rule itself must fire for these answers (False for a negative case).
+    fires: bool
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    guide: tuple[str, ...]
+    when: Mapping[str, Any]
+    set: Mapping[str, Any]
+    explain: tuple[str, ...]
+    text: str
+    interpretation: bool
+    warn: Warn | None
+    cases: tuple[Case, ...]
+    source: str
+
+    def reason_text(self, context: Mapping[str, Any]) -> str:
+        text = render(self.text, context, self.id)
+        return f"Interpretation: {text}" if self.interpretation else text
+
+
+@dataclass(frozen=True)
+class Reason:
+    rule: str
+    guide: tuple[str, ...]
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "guide": list(self.guide), "text": self.text}
+
+
+@dataclass(frozen=True)
+class Warning:
+    id: str
+    severity: str
+    guide: tuple[str, ...]
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "severity": self.severity,
+            "guide": list(self.guide),
+            "message": self.message,
+        }
+
+
+@dataclass
+class Evaluation:
+    """The context after all rules ran, with the reasons and warnings they left."""
+
+    context: dict[str, Any]
+    reasons: dict[str, list[Reason]] = field(default_factory=dict)
+    warnings: list[Warning] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------
+# loading
+
+
+def rules_dir() -> Path:
+    """The installed ``tuilora.rules`` data package (``rules/`` of the checkout when editable)."""
+    try:
+        located = Path(str(resources.files("tuilora.rules")))
+    except ModuleNotFoundError:
+        located = _CHECKOUT_RULES
+    if not (located / _INDEX_FILE).is_file():
+        raise RuleError(f"the rules files are missing from {located}: reinstall tuilora")
+    return located
+
+
+_CHECKOUT_RULES: Final = Path(__file__).resolve().parents[2] / "rules"
+
+
+@lru_cache(maxsize=1)
+def load_rules() -> tuple[Rule, ...]:
+    """Every rule of every rules file, files in name order, rules in file order."""
+    rules: list[Rule] = []
+    for path in sorted(rules_dir().glob("*.toml")):
+        data = _read(path)
+        if "rule" in data:
+            rules.extend(_parse_rule(raw, path.name) for raw in data["rule"])
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.id in seen:
+            raise RuleError(f"duplicate rule id {rule.id!r} ({rule.source})")
+        seen.add(rule.id)
+    return tuple(rules)
+
+
+@lru_cache(maxsize=1)
+def guide_index() -> Mapping[str, str]:
+    """The guide ids rules may cite, with their titles (``rules/guide-index.toml``)."""
+    data = _read(rules_dir() / _INDEX_FILE)
+    return dict(data["guide"])
+
+
+@lru_cache(maxsize=1)
+def categories() -> Mapping[str, Mapping[str, Any]]:
+    """The character categories A–I (``rules/categories.toml``)."""
+    data = _read(rules_dir() / _CATEGORIES_FILE)
+    return dict(data["category"])
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RuleError(f"cannot read rules file {path}: {exc}") from None
+
+
+def _parse_rule(raw: Mapping[str, Any], source: str) -> Rule:
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not rule_id:
+        raise RuleError(f"{source}: a rule without an id")
+    where = f"{source}: rule {rule_id!r}"
+    extra = set(raw) - _RULE_KEYS
+    if extra:
+        raise RuleError(f"{where}: unknown keys {sorted(extra)}")
+    guide = tuple(raw.get("guide", ()))
+    if not guide:
+        raise RuleError(f"{where}: cites no guide id")
+    sets = dict(raw.get("set", {}))
+    explain = tuple(raw.get("explain", ()))
+    warn = None
+    if "warn" in raw:
+        severity = raw["warn"].get("severity", "warning")
+        if severity not in SEVERITIES:
+            raise RuleError(f"{where}: severity {severity!r} not in {SEVERITIES}")
+        warn = Warn(severity=severity, message=str(raw["warn"]["message"]))
+    if not sets and not explain and warn is None:
+        raise RuleError(f"{where}: does nothing (no set, explain or warn)")
+    text = str(raw.get("text", ""))
+    if (explain or any(not key.startswith("_") for key in sets)) and not text:
+        # Facts named _like_this only feed later rules and may go unexplained; nothing else.
+        raise RuleError(f"{where}: sets or explains fields but has no text")
+    cases = tuple(_parse_case(c, where) for c in raw.get("cases", ()))
+    if not cases:
+        raise RuleError(f"{where}: has no cases")
+    return Rule(
+        id=rule_id,
+        guide=guide,
+        when=dict(raw.get("when", {})),
+        set=sets,
+        explain=explain,
+        text=text,
+        interpretation=bool(raw.get("interpretation", False)),
+        warn=warn,
+        cases=cases,
+        source=source,
+    )
+
+
+def _parse_case(raw: Mapping[str, Any], where: str) -> Case:
+    extra = set(raw) - {"answers", "pins", "expect", "expect_warnings", "expect_no_warnings"}
+    extra -= {"fires"}
+    if extra:
+        raise RuleError(f"{where}: case has unknown keys {sorted(extra)}")
+    return Case(
+        answers=dict(raw.get("answers", {})),
+        pins=dict(raw.get("pins", {})),
+        expect=dict(raw.get("expect", {})),
+        expect_warnings=tuple(raw.get("expect_warnings", ())),
+        expect_no_warnings=tuple(raw.get("expect_no_warnings", ())),
+        fires=bool(raw.get("fires", True)),
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# evaluation
+
+
+def apply_rules(
+    rules: Iterable[Rule],
+    context: dict[str, Any],
+    pins: Mapping[str, Reason],
+) -> Evaluation:
+    """Run ``rules`` over ``context`` (changed in place); ``pins`` are fields not to touch."""
+    evaluation = Evaluation(context=context)
+    for key, reason in pins.items():
+        evaluation.reasons.setdefault(key, []).append(reason)
+    for rule in rules:
+        try:
+            fired = matches(rule.when, context)
+        except (expr.ExpressionError, TypeError) as exc:
+            raise RuleError(f"rule {rule.id!r} ({rule.source}): condition failed: {exc}") from exc
+        if not fired:
+            continue
+        evaluation.applied.append(rule.id)
+        _apply(rule, context, pins, evaluation)
+    return evaluation
+
+
+def _apply(
+    rule: Rule, context: dict[str, Any], pins: Mapping[str, Reason], evaluation: Evaluation
+) -> None:
+    changed: list[str] = []
+    for key, value in rule.set.items():
+        if key in pins:
+            continue
+        try:
+            context[key] = expr.resolve(value, context)
+        except (expr.ExpressionError, TypeError, ValueError, ZeroDivisionError) as exc:
+            raise RuleError(f"rule {rule.id!r} ({rule.source}): {key}: {exc}") from exc
+        changed.append(key)
+    explained = [key for key in (*changed, *rule.explain) if not key.startswith("_")]
+    if explained:
+        reason = Reason(rule=rule.id, guide=rule.guide, text=rule.reason_text(context))
+        for key in explained:
+            evaluation.reasons.setdefault(key, []).append(reason)
+    if rule.warn is not None:
+        evaluation.warnings.append(
+            Warning(
+                id=rule.id,
+                severity=rule.warn.severity,
+                guide=rule.guide,
+                message=render(rule.warn.message, context, rule.id),
+            )
+        )
+
+
+def matches(when: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    return all(_holds(key, condition, context) for key, condition in when.items())
+
+
+def _holds(key: str, condition: Any, context: Mapping[str, Any]) -> bool:
+    if key == "all":
+        return all(matches(part, context) for part in condition)
+    if key == "any":
+        return any(matches(part, context) for part in condition)
+    if key == "not":
+        return not matches(condition, context)
+    if key == "test":
+        return bool(expr.evaluate(condition, context))
+    actual = context.get(key)
+    if not isinstance(condition, dict):
+        return bool(actual == expr.resolve(condition, context))
+    return all(_compare(op, actual, expr.resolve(v, context)) for op, v in condition.items())
+
+
+def _compare(op: str, actual: Any, expected: Any) -> bool:
+    if op not in _OPERATORS:
+        raise expr.ExpressionError(f"unknown operator {op!r}")
+    if op == "eq":
+        return bool(actual == expected)
+    if op == "ne":
+        return bool(actual != expected)
+    if op == "in":
+        return actual in expected
+    if op == "not_in":
+        return actual not in expected
+    if actual is None or expected is None:
+        return False  # an unknown value satisfies no ordering
+    return bool(
+        {"lt": actual < expected, "le": actual <= expected, "gt": actual > expected}.get(
+            op, actual >= expected
+        )
+    )
+
+
+class _Formatter(string.Formatter):
+    """Rule texts use ``{name}``; floats print compactly (1e-04, 0.5) and lists joined."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if not format_spec:
+            if isinstance(value, float):
+                return f"{value:g}"
+            if isinstance(value, list):
+                return " ".join(str(v) for v in value)
+        return str(super().format_field(value, format_spec))
+
+
+_FORMATTER: Final = _Formatter()
+
+
+def render(template: str, context: Mapping[str, Any], rule_id: str) -> str:
+    try:
+        return _FORMATTER.vformat(template, (), context)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise RuleError(f"rule {rule_id!r}: text refers to {exc} which is not known") from exc
+
+
+def iter_cases() -> Iterator[tuple[Rule, int, Case]]:
+    """Every (rule, case number, case) — the parametrization of the rules test."""
+    for rule in load_rules():
+        for number, case in enumerate(rule.cases, start=1):
+            yield rule, number, case

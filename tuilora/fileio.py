@@ -1,0 +1,42 @@
+"""Atomic file writes: write a temporary file beside the target, fsync, rename.
+
+A crash or Ctrl+C leaves either the old file or the new one, never half of one (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from tuilora.errors import UserError
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically; refuse to replace a file unless ``overwrite``."""
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise UserError(f"{target} already exists; pass --force to overwrite it")
+    if target.is_dir():
+        raise UserError(f"{target} is a directory; give a file name")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"{parent} does not exist; create the folder first")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise UserError(f"{target}: cannot write here ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise UserError(f"{target}: cannot write ({exc.strerror})") from None
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
