@@ -96,6 +96,157 @@ def categories() -> int:
     return 0
 
 
+@cli.group()
+def dataset() -> None:
+    """Check a dataset folder before training."""
+
+
+@dataset.command("check")
+@click.argument("directory")
+@click.option("--resolution", default="512", show_default=True, help="training resolution")
+@click.option(
+    "--subject",
+    default="character",
+    show_default=True,
+    help="character | style | concept | vehicle (image-count advice)",
+)
+@click.option("--format", "fmt", default="table", show_default=True, help="table | json")
+@click.option("--caption-extension", default=".txt", show_default=True)
+@click.option("--keep-tokens", default="1", show_default=True, help="leading tags kept in place")
+@click.option("--reg", "reg_dir", default=None, metavar="DIR", help="regularization folder")
+@click.option("--min-bucket-reso", default=None, help="smallest bucket side")
+@click.option("--max-bucket-reso", default=None, help="largest bucket side")
+@click.option("--bucket-no-upscale", is_flag=True, help="as sd-scripts' bucket_no_upscale")
+@click.option("--no-near-duplicates", is_flag=True, help="skip the pixel-level duplicate check")
+def dataset_check(directory: str, **options: Any) -> int:
+    """Audit DIR (<repeats>_<name>/ folders): layout, captions, images, buckets, tags.
+
+    Exit 0 without errors, 1 when the dataset has errors, 2 for a bad argument.
+    """
+    from tuilora.dataset.check import run_check
+
+    subject = str(options["subject"]).lower()
+    if subject not in ("character", "style", "concept", "vehicle"):
+        raise UserError(f"--subject {subject!r} is not one of: character, style, concept, vehicle")
+    return run_check(
+        directory,
+        resolution=_int_option("--resolution", options["resolution"], 64),
+        subject=subject,
+        fmt=str(options["fmt"]),
+        caption_extension=str(options["caption_extension"]),
+        keep_tokens=_int_option("--keep-tokens", options["keep_tokens"], 0),
+        reg_dir=options["reg_dir"],
+        min_bucket_reso=_optional_int("--min-bucket-reso", options["min_bucket_reso"]),
+        max_bucket_reso=_optional_int("--max-bucket-reso", options["max_bucket_reso"]),
+        bucket_no_upscale=bool(options["bucket_no_upscale"]),
+        near_duplicates=not options["no_near_duplicates"],
+    )
+
+
+def _int_option(flag: str, text: Any, minimum: int) -> int:
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise UserError(f"{flag} must be a whole number, got {text!r}") from None
+    if value < minimum:
+        raise UserError(f"{flag} must be at least {minimum}, got {value}")
+    return value
+
+
+def _optional_int(flag: str, text: Any) -> int | None:
+    return None if text is None else _int_option(flag, text, 16)
+
+
+@cli.command()
+@click.argument("config", required=False)
+@click.option("--resume", default=None, metavar="RUN", help="continue a stopped run exactly")
+@click.option("--detach", is_flag=True, help="train in the background, immune to SSH drops")
+@click.option(
+    "--force", is_flag=True, help="overwrite an existing run / train despite dataset errors"
+)
+@click.option("--allow-pickle", is_flag=True, help="allow a .ckpt (pickle) base model")
+@click.option("--v-parameterization", is_flag=True, help="force v-prediction (SD2 768-v)")
+@click.option("--no-progress", is_flag=True, help="no progress bar (events are still written)")
+def train(
+    config: str | None,
+    resume: str | None,
+    detach: bool,
+    force: bool,
+    allow_pickle: bool,
+    v_parameterization: bool,
+    no_progress: bool,
+) -> int:
+    """Train a LoRA from a tuilora or sd-scripts TOML config."""
+    if detach:
+        from tuilora.runs.detach import start_detached
+
+        return start_detached(
+            config,
+            resume=resume,
+            force=force,
+            allow_pickle=allow_pickle,
+            v_parameterization=v_parameterization,
+        )
+    from tuilora.engine.train import run_training
+
+    return run_training(
+        config,
+        resume=resume,
+        force=force,
+        allow_pickle=allow_pickle,
+        v_parameterization=v_parameterization,
+        progress=not no_progress,
+    )
+
+
+@cli.command()
+@click.option("--out", default=None, metavar="DIR", help="keep everything in DIR")
+@click.option("--force", is_flag=True, help="reuse an --out folder that holds a demo run")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def demo(out: str | None, force: bool, no_progress: bool) -> int:
+    """Build a tiny model and dataset, get advice, train, and prove the LoRA loads."""
+    from tuilora.engine.demo import run_demo
+
+    return run_demo(out, force=force, progress=not no_progress)
+
+
+@cli.command()
+@click.argument("run", required=False)
+@click.option("--config", default=None, metavar="FILE", help="a tuilora or sd-scripts TOML")
+@click.option("--lora", default=None, metavar="FILE", help="read ss_* metadata from a LoRA")
+@click.option("--strength", default=None, help="ok | lower | higher | invisible (G-TEST-STRENGTH)")
+@click.option("--unet", default=None, help="the Unet strength that looked right (G-TEST-UNETTE)")
+@click.option("--te", default=None, help="the TE strength that looked right")
+@click.option("--noise", is_flag=True, help="the output is pure noise")
+@click.option("--object", default=None, metavar="TEXT", help="a persistent unwanted element")
+@click.option("--overfit-from-start", is_flag=True, help="overfit from the first snapshot")
+@click.option("--one-checkpoint", is_flag=True, help="works on one checkpoint only")
+@click.option("--epoch", default=None, help="the snapshot (epoch) that looked best")
+@click.option("--format", "fmt", default="table", help="table | json")
+@click.option("--write", default=None, metavar="FILE", help="write the next run's config")
+@click.option("--force", is_flag=True, help="overwrite --write if it exists")
+def diagnose(**options: Any) -> int:
+    """The overfitting checklist: findings, the snapshot to prefer, the next config."""
+    from tuilora.advisor import cli_diagnose
+
+    return cli_diagnose.run(options, argv=sys.argv[1:])
+
+
+@cli.command()
+@click.argument("root", required=False, default="runs")
+@click.option("--history", is_flag=True, help="the chain of runs diagnose produced, with diffs")
+@click.option("--format", "fmt", default="table", help="table | json")
+def runs(root: str, history: bool, fmt: str) -> int:
+    """List runs under ROOT (default runs/): state, step, last loss, snapshots."""
+    if history:
+        from tuilora.advisor import cli_diagnose
+
+        return cli_diagnose.history_run({"root": root})
+    from tuilora.runs.listing import print_runs
+
+    return print_runs(root, fmt)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: exit 0 ok, 1 failure during work, 2 user error (one line)."""
     args = list(sys.argv[1:] if argv is None else argv)

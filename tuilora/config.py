@@ -143,6 +143,12 @@ class TrainingConfig:
         "lora", "tuilora", "lora (LierLa), locon (C3Lier), loha, lokr, ia3", choices=NETWORK_TYPES
     )
 
+    model_config: str | None = _opt(
+        None,
+        "tuilora",
+        "a diffusers folder with the configs of a single-file base model (offline loading)",
+    )
+
     # model
     pretrained_model_name_or_path: str | None = _opt(
         None, "model", "base model: a diffusers folder or a .safetensors file"
@@ -187,8 +193,8 @@ class TrainingConfig:
     reg_data_dir: str | None = _opt(None, "dataset", "regularization images, same layout")
     resolution: int | str = _opt(512, "dataset", 'training resolution: 512 or "W,H"')
     enable_bucket: bool = _opt(False, "dataset", "aspect-ratio buckets")
-    min_bucket_reso: int = _opt(256, "dataset", "smallest bucket side", min=64, max=8192)
-    max_bucket_reso: int = _opt(1024, "dataset", "largest bucket side", min=64, max=8192)
+    min_bucket_reso: int = _opt(256, "dataset", "smallest bucket side", min=16, max=8192)
+    max_bucket_reso: int = _opt(1024, "dataset", "largest bucket side", min=16, max=8192)
     bucket_reso_steps: int = _opt(64, "dataset", "bucket side step", min=8, max=512)
     bucket_no_upscale: bool = _opt(False, "dataset", "never upscale images into a bucket")
     caption_extension: str = _opt(".caption", "dataset", "caption file extension")

@@ -1,0 +1,68 @@
+"""Exact and near-duplicate matching, checked against brute force."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from tuilora.dataset.duplicates import NEAR_DISTANCE, exact_groups, near_matches
+from tuilora.dataset.images import hamming
+
+
+def test_exact_groups() -> None:
+    items = [("b", b"1"), ("a", b"1"), ("c", b"2"), ("d", b"3"), ("e", b"3"), ("f", b"3")]
+    assert exact_groups(items) == [["a", "b"], ["d", "e", "f"]]
+
+
+def _flip(value: int, bits: int, rng: random.Random) -> int:
+    for position in rng.sample(range(128), bits):
+        value ^= 1 << position
+    return value
+
+
+def _brute_force(items: list[tuple[str, int]]) -> list[tuple[str, str, int]]:
+    found = []
+    for path, value in sorted(items):
+        best = min(
+            (
+                (hamming(value, other), other_path)
+                for other_path, other in items
+                if other_path < path and hamming(value, other) <= NEAR_DISTANCE
+            ),
+            default=None,
+        )
+        if best is not None:
+            found.append((path, best[1], best[0]))
+    return found
+
+
+def test_near_matches_equal_brute_force_on_random_hashes() -> None:
+    rng = random.Random(11)
+    items: list[tuple[str, int]] = []
+    for index in range(400):
+        base = rng.getrandbits(128)
+        items.append((f"img{index:04d}a", base))
+        if index % 4 == 0:  # a planted near copy, 0..12 bits away (some beyond the limit)
+            items.append((f"img{index:04d}b", _flip(base, rng.randrange(13), rng)))
+        if index % 25 == 0:  # and an identical hash from a different file
+            items.append((f"img{index:04d}c", base))
+    result = near_matches(items)
+    assert result == _brute_force(items)
+    assert len(result) > 50
+
+
+def test_near_matches_reports_the_closest_earlier_image_only() -> None:
+    a = 0
+    b = (1 << 8) - 1  # 8 bits from a
+    c = b | (1 << 100)  # 1 bit from b, 9 from a
+    assert near_matches([("a", a), ("b", b), ("c", c)]) == [("b", "a", 8), ("c", "b", 1)]
+
+
+def test_near_matches_stays_fast_on_a_cluster_of_flat_images() -> None:
+    # 20,000 look-alike hashes (flat images: few bits set) would be 200 million pairs
+    rng = random.Random(5)
+    items = [(f"flat{index:05d}", _flip(0, rng.randrange(6), rng)) for index in range(20_000)]
+    start = time.perf_counter()
+    result = near_matches(items)
+    assert time.perf_counter() - start < 10
+    assert len(result) >= 19_000  # nearly all of them still get reported

@@ -1,0 +1,105 @@
+"""The human form of a Diagnosis (rich): findings, the snapshot to prefer, the config diff.
+
+Imported only when a person reads the output; the checklist screen shows the same
+renderables.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from tuilora.advisor.diagnose import Change, Diagnosis
+
+_STYLE: Final = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def value_text(value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value) if value else "(none)"
+    return str(value)
+
+
+def change_values(name: str, change: Change) -> tuple[str, str]:
+    """From and to as short text; for argument lists only the entries that differ."""
+    if isinstance(change.old, list) and isinstance(change.new, list):
+        old = [v for v in change.old if v not in change.new]
+        new = [v for v in change.new if v not in change.old]
+        return value_text(old), value_text(new)
+    return value_text(change.old), value_text(change.new)
+
+
+def findings_text(diagnosis: Diagnosis) -> Text:
+    text = Text()
+    for number, finding in enumerate(diagnosis.findings):
+        if number:
+            text.append("\n")
+        text.append(f"{finding.severity:>7} ", style=_STYLE[finding.severity])
+        text.append(finding.text)
+        text.append(f" [{', '.join(finding.guide)}]", style="dim")
+        text.append("\n")
+    if not diagnosis.findings:
+        text.append("No findings.\n")
+    return text
+
+
+def snapshot_text(diagnosis: Diagnosis) -> Text:
+    snap = diagnosis.snapshot
+    if snap is None:
+        return Text("No snapshot to prefer (no run given).", style="dim")
+    text = Text("Prefer: ", style="bold")
+    text.append(snap.file, style="bold green" if snap.exists else "bold")
+    if not snap.exists:
+        text.append(" (not on disk here)", style="dim")
+    text.append(f"\n{snap.reason}")
+    return text
+
+
+def changes_table(diagnosis: Diagnosis) -> RenderableType:
+    if not diagnosis.changes:
+        return Text("No changes for the next run.", style="dim")
+    table = Table(title="Next run: changes", expand=True, show_lines=True)
+    table.add_column("setting", style="bold", no_wrap=True)
+    table.add_column("from -> to", ratio=1)
+    table.add_column("why", ratio=2)
+    for name, change in diagnosis.changes.items():
+        old, new = change_values(name, change)
+        why = Text(change.reason)
+        why.append(f" [{', '.join(change.guide)}]", style="dim")
+        table.add_row(name, f"{old} -> {new}", why)
+    return table
+
+
+def diagnosis_view(diagnosis: Diagnosis, notes: tuple[str, ...] = ()) -> RenderableType:
+    parts: list[RenderableType] = [
+        Text("Findings", style="bold underline"),
+        findings_text(diagnosis),
+    ]
+    parts += [snapshot_text(diagnosis), Text(""), changes_table(diagnosis)]
+    for note in notes:
+        parts.append(Text(f"note: {note}", style="dim"))
+    return Group(*parts)
+
+
+def changes_text(diagnosis: Diagnosis) -> Text:
+    """The diff as lines (for narrow panes): ``field: from -> to`` and the reason below."""
+    text = Text()
+    if not diagnosis.changes:
+        text.append("No changes for the next run.\n", style="dim")
+    for name, change in diagnosis.changes.items():
+        old, new = change_values(name, change)
+        text.append(name, style="bold")
+        text.append(f": {old} -> ")
+        text.append(new, style="bold green")
+        text.append(f"\n  {change.reason}", style="dim")
+        text.append(f" [{', '.join(change.guide)}]\n", style="dim")
+    return text

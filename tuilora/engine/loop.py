@@ -1,0 +1,579 @@
+"""The training loop, top to bottom: build, (resume), step through epochs, save, report.
+
+``Trainer.run()`` returns the end status (finished, stopped, diverged, oom). Every event goes
+to ``events.jsonl`` (DESIGN §7) and TensorBoard; only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import torch
+
+from tuilora.config import TrainingConfig, parse_key_value
+from tuilora.engine import data, metadata, optim
+from tuilora.engine import loss as losses
+from tuilora.engine.models import BaseModel, load_base_model
+from tuilora.engine.naming import ModelNaming
+from tuilora.engine.network import LoRANetwork
+from tuilora.engine.progress import Progress
+from tuilora.engine.save import save_lora
+from tuilora.engine.state import Counters, LoadedState, load_state, save_state
+from tuilora.engine.text import encode, tokenize
+from tuilora.errors import UserError
+from tuilora.runs.events import EventWriter
+from tuilora.runs.rundir import RunDir
+
+log = logging.getLogger("tuilora.train")
+
+DIVERGED_ADVICE = (
+    "The loss became NaN/inf. Likely causes: a learning rate far too high (pure noise output"
+    " means divide it by 8 or more, G-LR-UNET), or the fp16 VAE of SDXL overflowing (use"
+    " bf16 or no_half_vae). The last good snapshot is kept."
+)
+OOM_ADVICE = (
+    "Out of GPU memory. Try: train_batch_size 1, gradient_checkpointing on, AdamW8bit or"
+    " AdaFactor instead of an adaptive optimizer, cache_latents on, or a lower resolution."
+)
+EMA_SMOOTHING = 0.1
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The step's own random stream: a straight run and a resumed one draw the same numbers."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63))
+
+
+@dataclass
+class Built:
+    model: BaseModel
+    network: LoRANetwork
+    items: list[data.TrainItem]
+    optimizer: Any
+    scheduler: Any
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+    train_unet: bool
+    train_text_encoder: bool
+    weight_dtype: torch.dtype
+    notices: list[str] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: TrainingConfig,
+        run: RunDir,
+        events: EventWriter,
+        *,
+        resume: bool = False,
+        allow_pickle: bool = False,
+        progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.run_dir = run
+        self.events = events
+        self.resume = resume
+        self.allow_pickle = allow_pickle
+        self.show_progress = progress
+        self.stop_requested = False
+        self.seed = config.seed if config.seed is not None else 0
+        from accelerate import Accelerator
+
+        self.accelerator = Accelerator(
+            mixed_precision=self._mixed_precision(),
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+        )
+        self.device = self.accelerator.device
+        self.main = self.accelerator.is_main_process
+        self.tb: Any = None
+        self._scaled_keys: tuple[int, float] = (0, 0.0)
+
+    # -- setup -------------------------------------------------------------------------
+    def _mixed_precision(self) -> str:
+        wanted = self.config.mixed_precision
+        if wanted == "fp16" and not torch.cuda.is_available():
+            # fp16 autocast needs a GPU; the demo and tests run anywhere (DESIGN §6).
+            self._cpu_notice = "fp16 mixed precision needs a GPU: training in fp32 on the CPU"
+            return "no"
+        self._cpu_notice = ""
+        return wanted
+
+    def _emit(self, type_: str, **fields: Any) -> None:
+        if self.main:
+            self.events.emit(type_, **fields)
+
+    def build(self) -> Built:
+        config = self.config
+        torch.manual_seed(self.seed)
+        model = load_base_model(
+            config.pretrained_model_name_or_path or "",
+            model_config=config.model_config,
+            allow_pickle=self.allow_pickle,
+            force_v_prediction=config.v_parameterization,
+            vae_path=config.vae,
+        )
+        weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
+            self.accelerator.mixed_precision, torch.float32
+        )
+        for part in (model.unet, model.vae, *model.text_encoders):
+            part.requires_grad_(False)
+            part.to(self.device)
+        if weight_dtype != torch.float32:  # frozen weights in half precision save memory
+            model.unet.to(dtype=weight_dtype)
+            for encoder in model.text_encoders:
+                encoder.to(dtype=weight_dtype)
+        # SDXL's fp16 VAE overflows to NaN: it always encodes in fp32 (DESIGN §6).
+        vae_half = not (config.no_half_vae or model.family == "sdxl")
+        vae_dtype = weight_dtype if vae_half else torch.float32
+        if vae_dtype != torch.float32:
+            model.vae.to(dtype=vae_dtype)
+        model.vae.eval()
+
+        train_te = not config.network_train_unet_only and (
+            config.text_encoder_lr is None or config.text_encoder_lr > 0
+        )
+        train_unet = not config.network_train_text_encoder_only and (
+            config.unet_lr is None or config.unet_lr > 0
+        )
+        if not (train_te or train_unet):
+            raise UserError("nothing to train: both the UNet and the text encoder are switched off")
+        conv_rank, conv_alpha = _conv_args(config.network_args)
+        if config.network_module != "networks.lora":
+            raise UserError(
+                f"network_module {config.network_module}: this engine trains networks.lora"
+                " (LierLa, and C3Lier with conv_dim); LyCORIS types come with the next release"
+            )
+        network = LoRANetwork(
+            model.unet if train_unet else None,
+            model.text_encoders if train_te else [],
+            ModelNaming(text_encoder_count=len(model.text_encoders)),
+            rank=config.network_dim,
+            alpha=config.network_alpha,
+            conv_rank=conv_rank,
+            conv_alpha=conv_alpha,
+            dropout=config.network_dropout,
+        )
+        network.to(self.device, dtype=torch.float32)  # LoRA weights train in fp32
+        network.apply_to()
+        if config.network_weights:
+            self._load_network_weights(network, config.network_weights)
+
+        if config.gradient_checkpointing:
+            model.unet.enable_gradient_checkpointing()
+            model.unet.train()
+            if train_te:
+                for encoder in model.text_encoders:
+                    encoder.gradient_checkpointing_enable(
+                        gradient_checkpointing_kwargs={"use_reentrant": False}
+                    )
+                    encoder.train()
+        else:
+            model.unet.eval()
+            for encoder in model.text_encoders:
+                encoder.eval()
+
+        items = data.collect_items(config)
+        if config.cache_latents:
+            if config.color_aug or config.random_crop:
+                raise UserError(
+                    "cache_latents cannot be used with color_aug or random_crop (they change"
+                    " the image every step): turn one of them off"
+                )
+            disk = self.run_dir.root / "cache" / "latents" if config.cache_latents_to_disk else None
+            data.cache_latents(
+                items,
+                model.vae,
+                model.latent_scaling,
+                self.device,
+                flip=config.flip_aug,
+                disk_dir=disk,
+                dtype=vae_dtype,
+            )
+
+        batches = len(data.epoch_batches(items, config.train_batch_size, self.seed, 0, False))
+        processes = self.accelerator.num_processes
+        steps_per_epoch = math.ceil(batches / (config.gradient_accumulation_steps * processes))
+        if config.max_train_epochs:
+            total_steps = steps_per_epoch * config.max_train_epochs
+        else:
+            total_steps = config.max_train_steps
+        epochs = math.ceil(total_steps / steps_per_epoch)
+
+        groups = network.param_groups(
+            config.unet_lr,
+            config.text_encoder_lr,
+            config.learning_rate,
+            train_unet=train_unet,
+            train_text_encoder=train_te,
+        )
+        optimizer = optim.build_optimizer(config, groups, self.device)
+        scheduler = optim.build_scheduler(config, optimizer, total_steps)
+        optimizer = self.accelerator.prepare(optimizer)
+        notices = [self._cpu_notice] if self._cpu_notice else []
+        return Built(
+            model,
+            network,
+            items,
+            optimizer,
+            scheduler,
+            steps_per_epoch,
+            total_steps,
+            epochs,
+            train_unet,
+            train_te,
+            weight_dtype,
+            notices,
+        )
+
+    def _load_network_weights(self, network: LoRANetwork, path: str) -> None:
+        from safetensors.torch import load_file
+
+        try:
+            weights = load_file(path)
+        except (OSError, RuntimeError) as exc:
+            raise UserError(f"network_weights {path}: cannot read ({exc})") from None
+        try:
+            unknown = network.load_kohya_state_dict(weights)
+        except ValueError as exc:
+            raise UserError(f"network_weights {path}: {exc}") from None
+        if unknown:
+            log.warning(
+                "network_weights: %d keys matched no module, e.g. %s", len(unknown), unknown[0]
+            )
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self) -> str:
+        built = self.build()
+        counters = Counters(session_id=random.randint(0, 2**31), started_at=time.time())
+        if self.resume:
+            counters = self._restore(built, load_state(self.run_dir.state))
+        facts = metadata.RunFacts(
+            family=built.model.family,
+            v_prediction=built.model.v_prediction,
+            num_batches_per_epoch=built.steps_per_epoch,
+            num_epochs=built.epochs,
+            max_train_steps=built.total_steps,
+            total_batch_size=self.config.train_batch_size
+            * self.accelerator.num_processes
+            * self.config.gradient_accumulation_steps,
+            session_id=counters.session_id,
+            started_at=counters.started_at,
+        )
+        self.training_metadata = metadata.training_metadata(self.config, built.items, facts)
+        self._open_tensorboard()
+        self._emit(
+            "start",
+            config=self.config.to_dict(),
+            total_steps=built.total_steps,
+            epochs=built.epochs,
+            steps_per_epoch=built.steps_per_epoch,
+            device=str(self.device),
+            versions=_versions(),
+            resumed_from_step=counters.step,
+            images=len(built.items),
+        )
+        for notice in built.notices:
+            self._emit("warning", message=notice, id="cpu-precision")
+        progress = Progress(
+            built.total_steps, counters.step, enabled=self.show_progress and self.main
+        )
+        previous = self._install_signals()
+        try:
+            status = self._epochs(built, counters, progress)
+        except torch.OutOfMemoryError:
+            status = "oom"
+            self._emit("error", message=OOM_ADVICE, id="oom")
+            self._emit("end", status="oom", step=counters.step, final=None, message=OOM_ADVICE)
+        finally:
+            progress.close()
+            self._restore_signals(previous)
+            if self.tb is not None:
+                self.tb.close()
+        return status
+
+    def _epochs(self, built: Built, counters: Counters, progress: Progress) -> str:
+        config = self.config
+        last_times: list[float] = []
+        while counters.step < built.total_steps:
+            epoch = counters.epoch
+            batches = data.epoch_batches(
+                built.items, config.train_batch_size, self.seed, epoch, config.flip_aug
+            )
+            epoch_losses: list[float] = []
+            for index in range(counters.batch_in_epoch, len(batches)):
+                started = time.perf_counter()
+                value = self._step(built, batches[index], counters.step, epoch)
+                if not math.isfinite(value):
+                    return self._diverged(counters, value)
+                counters.step += 1
+                counters.batch_in_epoch = index + 1
+                counters.loss_ema = (
+                    value
+                    if counters.loss_ema is None
+                    else (1 - EMA_SMOOTHING) * counters.loss_ema + EMA_SMOOTHING * value
+                )
+                epoch_losses.append(value)
+                last_times = (last_times + [time.perf_counter() - started])[-20:]
+                self._report_step(built, counters, epoch, value, last_times, progress)
+                if self.stop_requested:
+                    return self._stopped(built, counters)
+                if counters.step >= built.total_steps:
+                    break
+            counters.epoch += 1
+            counters.batch_in_epoch = 0
+            snapshot = None
+            finished = counters.step >= built.total_steps
+            if (
+                not finished
+                and config.save_every_n_epochs
+                and counters.epoch % config.save_every_n_epochs == 0
+            ):
+                snapshot = self._save(built, self.run_dir.snapshot(counters.epoch), counters)
+                self._prune_snapshots()
+            if config.save_state and not finished and self.main:
+                self._save_state(built, counters)
+            mean = sum(epoch_losses) / len(epoch_losses) if epoch_losses else None
+            self._emit(
+                "epoch_end",
+                epoch=counters.epoch,
+                step=counters.step,
+                loss_mean=mean,
+                snapshot=str(snapshot) if snapshot else None,
+            )
+        final = self._save(built, self.run_dir.final, counters)
+        self._emit("end", status="finished", step=counters.step, final=str(final), message="")
+        return "finished"
+
+    def _step(self, built: Built, batch: list[data.Entry], step: int, epoch: int) -> float:
+        config = self.config
+        model = built.model
+        generator = step_generator(self.seed, step)
+        caption_rng = random.Random(f"{self.seed}:{step}")
+        items = [built.items[entry.item] for entry in batch]
+        latents = self._latents(built, batch, items, generator, caption_rng)
+        captions = [
+            data.process_caption(item.caption, config, caption_rng, epoch) for item in items
+        ]
+        weights = torch.tensor(
+            [config.prior_loss_weight if item.is_reg else 1.0 for item in items],
+            device=self.device,
+        )
+        with self.accelerator.accumulate(built.network):
+            with torch.set_grad_enabled(built.train_text_encoder):
+                ids = tokenize(model.tokenizers[0], captions, config.max_token_length)
+                states = encode(model.text_encoders[0], ids, config.clip_skip)
+            noise = losses.sample_noise(latents, generator, config.noise_offset)
+            timesteps = losses.sample_timesteps(
+                len(items), model.noise_scheduler, generator, self.device
+            )
+            noisy = model.noise_scheduler.add_noise(latents, noise, timesteps)
+            with self.accelerator.autocast():
+                prediction = model.unet(
+                    noisy.to(built.weight_dtype), timesteps, states.to(built.weight_dtype)
+                ).sample
+            target = losses.target_for(
+                model.noise_scheduler, latents, noise, timesteps, model.v_prediction
+            )
+            per_sample = losses.per_sample_mse(prediction, target) * weights
+            if config.min_snr_gamma:
+                per_sample = per_sample * losses.min_snr_weights(
+                    model.noise_scheduler, timesteps, config.min_snr_gamma, model.v_prediction
+                )
+            loss = per_sample.mean()
+            if not torch.isfinite(loss):
+                return float(loss.detach())
+            self.accelerator.backward(loss)
+            if self.accelerator.sync_gradients and config.max_grad_norm:
+                params = [p for g in built.optimizer.param_groups for p in g["params"]]
+                self.accelerator.clip_grad_norm_(params, config.max_grad_norm)
+            built.optimizer.step()
+            built.scheduler.step()
+            built.optimizer.zero_grad(set_to_none=True)
+        if config.scale_weight_norms:
+            scaled, largest = built.network.apply_max_norm(config.scale_weight_norms)
+            self._scaled_keys = (scaled, largest)
+        return float(loss.detach())
+
+    def _latents(
+        self,
+        built: Built,
+        batch: list[data.Entry],
+        items: list[data.TrainItem],
+        generator: torch.Generator,
+        rng: random.Random,
+    ) -> torch.Tensor:
+        if all(item.latents is not None for item in items):
+            stacked = [
+                item.latents_flipped
+                if entry.flip and item.latents_flipped is not None
+                else item.latents
+                for entry, item in zip(batch, items, strict=True)
+            ]
+            return torch.stack([t for t in stacked if t is not None]).to(self.device)
+        config = self.config
+        pixels = torch.stack(
+            [
+                data.load_pixels(
+                    item,
+                    flip=entry.flip,
+                    random_crop=config.random_crop,
+                    color_aug=config.color_aug,
+                    rng=rng,
+                )
+                for entry, item in zip(batch, items, strict=True)
+            ]
+        )
+        vae = built.model.vae
+        with torch.no_grad():
+            dist = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
+            sample = dist.mean + dist.std * torch.randn(dist.mean.shape, generator=generator).to(
+                dist.mean
+            )
+        return (sample * built.model.latent_scaling).float()
+
+    # -- reporting, saving, stopping ---------------------------------------------------
+    def _report_step(
+        self,
+        built: Built,
+        counters: Counters,
+        epoch: int,
+        value: float,
+        times: list[float],
+        progress: Progress,
+    ) -> None:
+        mean_time = sum(times) / len(times)
+        samples_per_s = self.config.train_batch_size / mean_time if mean_time else 0.0
+        eta = mean_time * (built.total_steps - counters.step)
+        lrs = optim.current_lrs(built.optimizer, built.scheduler)
+        lr_d = optim.lr_times_d(built.optimizer)
+        vram = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+        fields: dict[str, Any] = {
+            "step": counters.step,
+            "epoch": epoch + 1,
+            "loss": value,
+            "loss_ema": counters.loss_ema,
+            "lr": lrs,
+            "samples_per_s": round(samples_per_s, 3),
+            "vram_gb": round(vram, 2) if vram is not None else None,
+            "eta_s": round(eta, 1),
+        }
+        if lr_d is not None:
+            fields["lr_d"] = lr_d
+        if self.config.scale_weight_norms:
+            fields["keys_scaled"], fields["max_norm"] = self._scaled_keys
+        self._emit("step", **fields)
+        if self.tb is not None:
+            self.tb.add_scalar("loss/current", value, counters.step)
+            self.tb.add_scalar("loss/ema", counters.loss_ema, counters.step)
+            for name, lr in lrs.items():
+                self.tb.add_scalar(f"lr/{name}", lr, counters.step)
+            for name, ld in (lr_d or {}).items():
+                self.tb.add_scalar(f"lr_d/{name}", ld, counters.step)
+        progress.update(counters.step, epoch + 1, value, lr_d, samples_per_s, eta)
+
+    def _save(self, built: Built, path: Any, counters: Counters) -> Any:
+        if not self.main:
+            return None
+        meta = metadata.finish(self.training_metadata, steps=counters.step, epoch=counters.epoch)
+        return save_lora(path, built.network.kohya_state_dict(), meta, self.config.save_precision)
+
+    def _prune_snapshots(self) -> None:
+        keep = self.config.save_last_n_epochs
+        if keep and self.main:
+            for old in self.run_dir.snapshots()[:-keep]:
+                old.unlink(missing_ok=True)
+
+    def _save_state(self, built: Built, counters: Counters) -> None:
+        save_state(
+            self.run_dir.state,
+            built.network.state_dict(),
+            built.optimizer,
+            built.scheduler,
+            counters,
+        )
+
+    def _restore(self, built: Built, state: LoadedState) -> Counters:
+        built.network.load_state_dict(state.network)
+        built.optimizer.load_state_dict(state.optimizer)
+        built.scheduler.load_state_dict(state.scheduler)
+        return state.counters
+
+    def _diverged(self, counters: Counters, value: float) -> str:
+        self._emit("error", message=DIVERGED_ADVICE, id="diverged")
+        self._emit(
+            "end", status="diverged", step=counters.step, final=None, message=DIVERGED_ADVICE
+        )
+        return "diverged"
+
+    def _stopped(self, built: Built, counters: Counters) -> str:
+        current = None
+        if self.main:
+            self._save_state(built, counters)
+            current = self._save(built, self.run_dir.step_snapshot(counters.step), counters)
+        message = (
+            f"stopped at step {counters.step}; resume with:"
+            f" tuilora train --resume {self.run_dir.root}"
+        )
+        self._emit(
+            "end",
+            status="stopped",
+            step=counters.step,
+            final=str(current) if current else None,
+            message=message,
+        )
+        return "stopped"
+
+    def _open_tensorboard(self) -> None:
+        if not self.main:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            log.warning("tensorboard is not installed: no TensorBoard logs")
+            return
+        self.tb = SummaryWriter(str(self.run_dir.tensorboard))
+
+    def _install_signals(self) -> dict[int, Any]:
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            self.stop_requested = True
+
+        previous: dict[int, Any] = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Outside the main thread (tests) signals cannot be caught; stop_requested works.
+            with contextlib.suppress(ValueError):
+                previous[sig] = signal.signal(sig, request_stop)
+        return previous
+
+    def _restore_signals(self, previous: dict[int, Any]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _conv_args(network_args: list[str]) -> tuple[int | None, float | None]:
+    values = dict(parse_key_value(entry, "network_args") for entry in network_args)
+    conv_dim = int(values["conv_dim"]) if "conv_dim" in values else None
+    conv_alpha = float(values["conv_alpha"]) if "conv_alpha" in values else None
+    return conv_dim, conv_alpha
+
+
+def _versions() -> dict[str, str]:
+    import diffusers
+    import transformers
+
+    from tuilora import __version__
+
+    return {
+        "tuilora": __version__,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+    }

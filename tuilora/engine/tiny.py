@@ -1,0 +1,198 @@
+"""Tiny Stable-Diffusion-shaped models and a synthetic dataset, built in-process.
+
+The demo and the tests train these: the real SD1.5 layout (cross-attention down/up blocks,
+1x1 ``proj_in``/``proj_out``, a CLIP text encoder, a KL VAE) at a size that trains on two CPU
+cores in seconds, with random weights and a tokenizer made from a generated vocabulary, so
+nothing is downloaded. The VAE downsamples by 2, not 8: code must read the factor from the
+model (DESIGN §6 "No SD1.5 constants").
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+CLIP_MAX_POSITIONS = 77  # 75 tokens + BOS + EOS, as the real CLIP (chunking needs it)
+SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
+
+
+def _bytes_to_unicode() -> list[str]:
+    """The 256 printable stand-ins GPT-2/CLIP byte-level BPE uses for bytes."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    chars = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return [chr(c) for c in chars]
+
+
+def write_tokenizer(folder: Path) -> int:
+    """A CLIP tokenizer folder (vocab.json + merges.txt) with a byte-level vocabulary.
+
+    Every byte is a token, alone and word-final (``x</w>``), plus a few merges for the demo's
+    words; every merge joins tokens that exist, as CLIPTokenizer requires. Returns the size.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = _bytes_to_unicode()
+    vocab: dict[str, int] = {}
+    for symbol in symbols:
+        vocab[symbol] = len(vocab)
+    for symbol in symbols:
+        vocab[symbol + "</w>"] = len(vocab)
+    merges: list[tuple[str, str]] = []
+    for word in ("red", "blue", "green", "circle", "square", "triangle", "tuidemo", "shape"):
+        current = word[0]
+        for index, char in enumerate(word[1:], start=1):
+            right = char + ("</w>" if index == len(word) - 1 else "")
+            merges.append((current, right))
+            current = current + right
+            vocab.setdefault(current, len(vocab))
+    for token in SPECIAL_TOKENS:
+        vocab[token] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    lines = ["#version: 0.2", *(f"{a} {b}" for a, b in dict.fromkeys(merges))]
+    (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = {
+        "model_max_length": CLIP_MAX_POSITIONS,
+        "bos_token": SPECIAL_TOKENS[0],
+        "eos_token": SPECIAL_TOKENS[1],
+        "pad_token": SPECIAL_TOKENS[1],
+        "unk_token": SPECIAL_TOKENS[1],
+        "tokenizer_class": "CLIPTokenizer",
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return len(vocab)
+
+
+def build_tiny_pipeline(folder: str | Path, *, seed: int = 0, v_prediction: bool = False) -> Path:
+    """Write a tiny SD1.5-shaped diffusers pipeline folder and return its path."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab_size = write_tokenizer(folder / "tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=16,
+        use_linear_projection=False,  # SD1.5: 1x1 conv proj_in/proj_out
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(16, 32),
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=64,
+    )
+    text_config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=CLIP_MAX_POSITIONS,
+        projection_dim=32,
+        # With a small vocabulary the ids must be set explicitly (defaults are 49406/49407).
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    text_encoder = CLIPTextModel(text_config)
+    schedule: dict[str, Any] = {
+        "num_train_timesteps": 1000,
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "prediction_type": "v_prediction" if v_prediction else "epsilon",
+        "clip_sample": False,
+    }
+    pipeline: Any = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=DDIMScheduler(**schedule, set_alpha_to_one=False, steps_offset=1),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipeline.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+@dataclass(frozen=True)
+class SyntheticImage:
+    path: Path
+    caption: str
+
+
+_COLOURS = {"red": (220, 40, 40), "blue": (40, 70, 220), "green": (40, 180, 60)}
+_SHAPES = ("circle", "square", "triangle")
+_SIZES = ((64, 64), (96, 64), (64, 96))
+
+
+def build_shapes_dataset(
+    folder: str | Path,
+    *,
+    images: int = 8,
+    repeats: int = 1,
+    seed: int = 0,
+    trigger: str = "tuidemo",
+) -> Path:
+    """``folder/<repeats>_shapes/`` with coloured shapes and booru-style captions."""
+    rng = random.Random(seed)
+    root = Path(folder)
+    subset = root / f"{repeats}_shapes"
+    subset.mkdir(parents=True, exist_ok=True)
+    for index in range(images):
+        colour = rng.choice(list(_COLOURS))
+        shape = _SHAPES[index % len(_SHAPES)]
+        width, height = _SIZES[index % len(_SIZES)]
+        background = tuple(rng.randint(200, 255) for _ in range(3))
+        image = Image.new("RGB", (width, height), background)
+        draw = ImageDraw.Draw(image)
+        dx, dy = rng.randint(-width // 8, width // 8), rng.randint(-height // 8, height // 8)
+        box = (width // 4 + dx, height // 4 + dy, 3 * width // 4 + dx, 3 * height // 4 + dy)
+        fill = _COLOURS[colour]
+        if shape == "circle":
+            draw.ellipse(box, fill=fill)
+        elif shape == "square":
+            draw.rectangle(box, fill=fill)
+        else:
+            draw.polygon([(width // 2, box[1]), (box[2], box[3]), (box[0], box[3])], fill=fill)
+        stem = subset / f"img_{index:03d}"
+        image.save(stem.with_suffix(".png"))
+        caption = f"{trigger}, {colour} {shape}, simple background, shape"
+        stem.with_suffix(".txt").write_text(caption, encoding="utf-8")
+    return root
