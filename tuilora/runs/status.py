@@ -1,0 +1,97 @@
+"""What state a run is in, read from its events and pid (``tuilora runs``, the monitor).
+
+A run is ``running`` while its trainer's pid is alive and no ``end`` event is written; its
+``end`` event says ``finished``, ``stopped``, ``diverged``, ``oom`` or ``crashed``; a run whose
+pid is gone without an ``end`` event is ``crashed`` (killed, machine rebooted, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tuilora.runs.events import read_events
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    name: str
+    path: str
+    state: str
+    step: int
+    total_steps: int | None
+    last_loss: float | None
+    snapshots: int
+    started: float | None
+    duration_s: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def _read_pid(root: Path) -> int | None:
+    try:
+        return int((root / "pid").read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def run_status(root: Path) -> RunStatus:
+    events = read_events(root / "events.jsonl")
+    start = next((e for e in events if e.get("type") == "start"), None)
+    steps = [e for e in events if e.get("type") == "step"]
+    end = next((e for e in reversed(events) if e.get("type") == "end"), None)
+    if end is not None:
+        state = str(end.get("status", "crashed"))
+    else:
+        pid = _read_pid(root)
+        state = "running" if pid is not None and pid_alive(pid) else "crashed"
+        if not events and pid is not None and pid_alive(pid):
+            state = "running"  # started, no event written yet
+    last_t = events[-1]["t"] if events else None
+    started = start["t"] if start else (events[0]["t"] if events else None)
+    name = root.name
+    snapshots = len(list(root.glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].safetensors")))
+    return RunStatus(
+        name=name,
+        path=str(root),
+        state=state,
+        step=int(steps[-1]["step"]) if steps else 0,
+        total_steps=int(start["total_steps"]) if start and "total_steps" in start else None,
+        last_loss=steps[-1].get("loss") if steps else None,
+        snapshots=snapshots,
+        started=started,
+        duration_s=round(last_t - started, 1)
+        if started is not None and last_t is not None
+        else None,
+    )
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run folders under ``root`` (and ``root`` itself if it is one), newest first."""
+    if (root / "events.jsonl").exists() or (root / "pid").exists():
+        return [root]
+    if not root.is_dir():
+        return []
+    found = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and ((p / "events.jsonl").exists() or (p / "pid").exists())
+    ]
+    return sorted(
+        found,
+        key=lambda p: (p / "events.jsonl").stat().st_mtime if (p / "events.jsonl").exists() else 0,
+        reverse=True,
+    )
