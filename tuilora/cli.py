@@ -167,6 +167,7 @@ def _optional_int(flag: str, text: Any) -> int | None:
 @click.option("--allow-pickle", is_flag=True, help="allow a .ckpt (pickle) base model")
 @click.option("--v-parameterization", is_flag=True, help="force v-prediction (SD2 768-v)")
 @click.option("--no-progress", is_flag=True, help="no progress bar (events are still written)")
+@click.option("--processes", default="1", metavar="N", help="data-parallel processes (GPUs)")
 def train(
     config: str | None,
     resume: str | None,
@@ -175,8 +176,10 @@ def train(
     allow_pickle: bool,
     v_parameterization: bool,
     no_progress: bool,
+    processes: str,
 ) -> int:
     """Train a LoRA from a tuilora or sd-scripts TOML config."""
+    count = _int_option("--processes", processes, 1)
     if detach:
         from tuilora.runs.detach import start_detached
 
@@ -186,7 +189,16 @@ def train(
             force=force,
             allow_pickle=allow_pickle,
             v_parameterization=v_parameterization,
+            processes=count,
         )
+    if count > 1:
+        from tuilora.engine.train import run_processes
+
+        args = [a for a in [config] if a]
+        args += ["--resume", resume] if resume else []
+        args += ["--force"] * force + ["--allow-pickle"] * allow_pickle
+        args += ["--v-parameterization"] * v_parameterization + ["--no-progress"] * no_progress
+        return run_processes(args, count)
     from tuilora.engine.train import run_training
 
     return run_training(

@@ -122,3 +122,38 @@ def test_detach_returns_at_once_and_the_run_finishes(make_config: Any, tmp_path:
     pid = int((out / "pid").read_text())
     assert pid != os.getpid()
     assert (out / "train.log").is_file()
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_valid_lora(
+    make_config: Any, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Data-parallel training with 2 CPU processes (gloo): one run dir, one LoRA that loads."""
+    from tuilora.engine.verify import verify_lora
+
+    out = tmp_path / "run"
+    config = _write(make_config, out, tmp_path / "c.toml", max_train_epochs=2)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tuilora",
+            "train",
+            str(config),
+            "--processes",
+            "2",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = read_events(out / "events.jsonl")
+    assert [e["type"] for e in events].count("start") == 1  # only the main process writes
+    assert events[-1]["status"] == "finished"
+    start = next(e for e in events if e["type"] == "start")
+    steps = [e for e in events if e["type"] == "step"]
+    assert len(steps) == start["total_steps"]
+    report = verify_lora(tiny_model, out / "t.safetensors", prompt="tuidemo, red circle")
+    assert report.ok, report

@@ -2,12 +2,12 @@
 
 No full decode for the audit itself: ``headers.parse_header`` reads format and size from
 the first bytes (Pillow's ``Image.open`` takes over for anything it does not recognise),
-the content hash streams the bytes, and truncation is judged from the file's tail (a JPEG must
-end its last scan with an EOI marker, a PNG must have its IEND chunk, a WebP or BMP must be
-as long as its header says). The perceptual hash for near-duplicates is the one part that
-decodes pixels: JPEG through ``draft()`` at 1/8 scale (cheap), PNG/WebP/BMP in full (their
-codecs cannot decode at a reduced size). It is optional (``near_duplicates``) and also
-catches corrupt image bodies that a header check cannot see.
+the content hash streams the bytes, and truncation is judged from the file's tail (a JPEG
+must end its last scan with an EOI marker, a PNG must have its IEND chunk, a WebP or BMP
+must be as long as its header says). The perceptual hash for near-duplicates is the one
+part that decodes pixels: JPEG through ``draft()`` at up to 1/8 scale (cheap), PNG, WebP
+and BMP in full (their codecs cannot decode at a reduced size). It is optional
+(``near_duplicates``) and also catches corrupt image bodies that no header shows.
 """
 
 from __future__ import annotations

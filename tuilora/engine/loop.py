@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from tuilora.config import TrainingConfig, parse_key_value
-from tuilora.engine import data, metadata, optim
+from tuilora.engine import data, distributed, metadata, optim
 from tuilora.engine import loss as losses
 from tuilora.engine.models import BaseModel, load_base_model
 from tuilora.engine.naming import ModelNaming
@@ -88,9 +88,11 @@ class Trainer:
         self.seed = config.seed if config.seed is not None else 0
         from accelerate import Accelerator
 
+        # Accumulation is done by the loop itself (one optimizer step per group of batches);
+        # cpu=True on a machine without CUDA lets `accelerate launch` run gloo processes.
         self.accelerator = Accelerator(
             mixed_precision=self._mixed_precision(),
-            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            cpu=not torch.cuda.is_available(),
         )
         self.device = self.accelerator.device
         self.main = self.accelerator.is_main_process
@@ -308,10 +310,16 @@ class Trainer:
             batches = data.epoch_batches(
                 built.items, config.train_batch_size, self.seed, epoch, config.flip_aug
             )
+            # This process's share, in groups of gradient_accumulation_steps per update.
+            mine = distributed.shard(
+                batches, self.accelerator.process_index, self.accelerator.num_processes
+            )
+            accumulate = config.gradient_accumulation_steps
+            groups = [mine[i : i + accumulate] for i in range(0, len(mine), accumulate)]
             epoch_losses: list[float] = []
-            for index in range(counters.batch_in_epoch, len(batches)):
+            for index in range(counters.batch_in_epoch, len(groups)):
                 started = time.perf_counter()
-                value = self._step(built, batches[index], counters.step, epoch)
+                value = self._update(built, groups[index], counters.step, epoch)
                 if not math.isfinite(value):
                     return self._diverged(counters, value)
                 counters.step += 1
@@ -324,7 +332,7 @@ class Trainer:
                 epoch_losses.append(value)
                 last_times = (last_times + [time.perf_counter() - started])[-20:]
                 self._report_step(built, counters, epoch, value, last_times, progress)
-                if self.stop_requested:
+                if distributed.any_across(self.accelerator, self.stop_requested):
                     return self._stopped(built, counters)
                 if counters.step >= built.total_steps:
                     break
@@ -353,11 +361,41 @@ class Trainer:
         self._emit("end", status="finished", step=counters.step, final=str(final), message="")
         return "finished"
 
-    def _step(self, built: Built, batch: list[data.Entry], step: int, epoch: int) -> float:
+    def _update(
+        self, built: Built, group: list[list[data.Entry]], step: int, epoch: int
+    ) -> float:
+        """One optimizer step over ``group`` (gradient_accumulation_steps batches); the mean
+        loss over all processes, or NaN/inf without touching the weights."""
+        total = 0.0
+        for micro, batch in enumerate(group):
+            value = self._step(built, batch, step, epoch, micro, len(group))
+            total += value
+        mean = float(distributed.mean_across(self.accelerator, torch.tensor(total / len(group))))
+        if not math.isfinite(mean):
+            built.optimizer.zero_grad(set_to_none=True)
+            return mean
+        params = [p for g in built.optimizer.param_groups for p in g["params"]]
+        distributed.average_gradients(self.accelerator, params)
+        if self.config.max_grad_norm:
+            self.accelerator.clip_grad_norm_(params, self.config.max_grad_norm)
+        built.optimizer.step()
+        built.scheduler.step()
+        built.optimizer.zero_grad(set_to_none=True)
+        if self.config.scale_weight_norms:
+            self._scaled_keys = built.network.apply_max_norm(self.config.scale_weight_norms)
+        return mean
+
+    def _step(
+        self, built: Built, batch: list[data.Entry], step: int, epoch: int, micro: int = 0,
+        micro_count: int = 1,
+    ) -> float:
+        """Forward and backward of one batch (gradients accumulate); returns its loss."""
         config = self.config
         model = built.model
-        generator = step_generator(self.seed, step)
-        caption_rng = random.Random(f"{self.seed}:{step}")
+        # Each micro-batch of a step, on each process, draws from its own stream.
+        stream = (step * 64 + micro) * 1024 + self.accelerator.process_index
+        generator = step_generator(self.seed, stream)
+        caption_rng = random.Random(f"{self.seed}:{stream}")
         items = [built.items[entry.item] for entry in batch]
         latents = self._latents(built, batch, items, generator, caption_rng)
         captions = [
@@ -367,40 +405,29 @@ class Trainer:
             [config.prior_loss_weight if item.is_reg else 1.0 for item in items],
             device=self.device,
         )
-        with self.accelerator.accumulate(built.network):
-            with torch.set_grad_enabled(built.train_text_encoder):
-                ids = tokenize(model.tokenizers[0], captions, config.max_token_length)
-                states = encode(model.text_encoders[0], ids, config.clip_skip)
-            noise = losses.sample_noise(latents, generator, config.noise_offset)
-            timesteps = losses.sample_timesteps(
-                len(items), model.noise_scheduler, generator, self.device
+        with torch.set_grad_enabled(built.train_text_encoder):
+            ids = tokenize(model.tokenizers[0], captions, config.max_token_length)
+            states = encode(model.text_encoders[0], ids, config.clip_skip)
+        noise = losses.sample_noise(latents, generator, config.noise_offset)
+        timesteps = losses.sample_timesteps(
+            len(items), model.noise_scheduler, generator, self.device
+        )
+        noisy = model.noise_scheduler.add_noise(latents, noise, timesteps)
+        with self.accelerator.autocast():
+            prediction = model.unet(
+                noisy.to(built.weight_dtype), timesteps, states.to(built.weight_dtype)
+            ).sample
+        target = losses.target_for(
+            model.noise_scheduler, latents, noise, timesteps, model.v_prediction
+        )
+        per_sample = losses.per_sample_mse(prediction, target) * weights
+        if config.min_snr_gamma:
+            per_sample = per_sample * losses.min_snr_weights(
+                model.noise_scheduler, timesteps, config.min_snr_gamma, model.v_prediction
             )
-            noisy = model.noise_scheduler.add_noise(latents, noise, timesteps)
-            with self.accelerator.autocast():
-                prediction = model.unet(
-                    noisy.to(built.weight_dtype), timesteps, states.to(built.weight_dtype)
-                ).sample
-            target = losses.target_for(
-                model.noise_scheduler, latents, noise, timesteps, model.v_prediction
-            )
-            per_sample = losses.per_sample_mse(prediction, target) * weights
-            if config.min_snr_gamma:
-                per_sample = per_sample * losses.min_snr_weights(
-                    model.noise_scheduler, timesteps, config.min_snr_gamma, model.v_prediction
-                )
-            loss = per_sample.mean()
-            if not torch.isfinite(loss):
-                return float(loss.detach())
-            self.accelerator.backward(loss)
-            if self.accelerator.sync_gradients and config.max_grad_norm:
-                params = [p for g in built.optimizer.param_groups for p in g["params"]]
-                self.accelerator.clip_grad_norm_(params, config.max_grad_norm)
-            built.optimizer.step()
-            built.scheduler.step()
-            built.optimizer.zero_grad(set_to_none=True)
-        if config.scale_weight_norms:
-            scaled, largest = built.network.apply_max_norm(config.scale_weight_norms)
-            self._scaled_keys = (scaled, largest)
+        loss = per_sample.mean()
+        if torch.isfinite(loss):
+            self.accelerator.backward(loss / micro_count)
         return float(loss.detach())
 
     def _latents(

@@ -147,6 +147,8 @@ def run_training(
     if v_parameterization:
         config.v_parameterization = True
     run = RunDir(Path(resume), config.output_name or "lora") if resume else resolve_run(config)
+    if not is_main_process():
+        return _train_worker(config, run, resume=bool(resume), allow_pickle=allow_pickle)
     refuse_existing(run, resume=bool(resume), force=force)
     notices += check_dataset(config, force)
     if not resume:
@@ -177,6 +179,56 @@ def run_training(
         lock.close()
     print(_summary(status, run), file=sys.stderr)
     return 0 if status in ("finished", "stopped") else 1
+
+
+def is_main_process() -> bool:
+    """Under ``accelerate launch`` every process runs this; only rank 0 owns the run dir."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _train_worker(config: TrainingConfig, run: RunDir, *, resume: bool, allow_pickle: bool) -> int:
+    """A non-main process: train its share, write nothing (events go nowhere)."""
+    from tuilora.engine.loop import Trainer
+
+    quiet_libraries()
+    with EventWriter(os.devnull) as events:
+        status = Trainer(
+            config, run, events, resume=resume, allow_pickle=allow_pickle, progress=False
+        ).run()
+    return 0 if status in ("finished", "stopped") else 1
+
+
+def launch_command(train_args: list[str], processes: int) -> list[str]:
+    """The ``accelerate launch`` command that runs ``tuilora train`` in N processes.
+
+    Precision is left to the trainer (it reads the config and falls back on a CPU), so the
+    launcher is told "no"; ``--multi_gpu`` is accelerate's data-parallel mode, which runs
+    gloo processes on a machine without CUDA.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "tuilora.engine",
+        *train_args,
+    ]
+
+
+def run_processes(train_args: list[str], processes: int) -> int:
+    """Run the N-process training in the foreground and return its exit code."""
+    import subprocess
+
+    return subprocess.call(launch_command(train_args, processes))
 
 
 def _train(

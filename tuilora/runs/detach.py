@@ -29,6 +29,7 @@ def start_detached(
     force: bool,
     allow_pickle: bool,
     v_parameterization: bool,
+    processes: int = 1,
 ) -> int:
     root = run_root_for(config_path, resume)
     if not resume and (root / "events.jsonl").exists() and not force:
@@ -40,6 +41,7 @@ def start_detached(
     args += ["--force"] if force else []
     args += ["--allow-pickle"] if allow_pickle else []
     args += ["--v-parameterization"] if v_parameterization else []
+    args += ["--processes", str(processes)] if processes > 1 else []
     args.append("--no-progress")
     pid = launch_detached([a for a in args if a is not None], root)
     print(f"training in the background (pid {pid}): {root}", file=sys.stderr)
