@@ -69,6 +69,7 @@ def cli(ctx: click.Context, debug: bool) -> int:
 @click.option("--model", default=None, help="base model path (pretrained_model_name_or_path)")
 @click.option("--name", "output_name", default=None, help="output_name of the LoRA")
 @click.option("--output-dir", default=None, help="output_dir for the LoRA files")
+@click.option("--processes", default=None, metavar="N", help="GPUs training together")
 @click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="fix a config field (repeatable)"
 )

@@ -19,6 +19,7 @@ BASE_ANSWERS: dict[str, Any] = {"images": 40, "vram": 12.0}
 
 def _answers(case: Case) -> Answers:
     values = {**BASE_ANSWERS, **case.answers}
+    values.pop("processes", None)  # not an answer: recommend() takes it (see _processes)
     if values.get("subject", "character") == "character":
         values.setdefault("category", "C")
     return Answers.from_dict(values)
@@ -46,7 +47,9 @@ def _same(actual: Any, expected: Any) -> bool:
     ids=[f"{rule.id}-{number}" for rule, number, _ in CASES],
 )
 def test_rule_case(rule: Rule, number: int, case: Case) -> None:
-    rec = recommend(_answers(case), overrides=case.pins)
+    rec = recommend(
+        _answers(case), overrides=case.pins, processes=int(case.answers.get("processes", 1))
+    )
     fired = rule.id in rec.applied
     assert fired == case.fires, f"{rule.id} case {number}: fired={fired}, expected {case.fires}"
     for key, expected in case.expect.items():

@@ -92,11 +92,24 @@ def build(options: Mapping[str, Any]) -> Recommendation:
         dataset = load_dataset(
             dataset_dir, str(options.get("caption_extension") or ".txt"), resolution
         )
-    rec = recommend(answers, overrides=overrides, dataset=dataset)
+    processes = _processes(options.get("processes"))
+    rec = recommend(answers, overrides=overrides, dataset=dataset, processes=processes)
     rec.training_config()  # validates the result: a bad --set value names its key
     if rec.errors:
         raise UserError(rec.errors[0].message)
     return rec
+
+
+def _processes(raw: Any) -> int:
+    if raw is None:
+        return 1
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise UserError(f"--processes must be a whole number, got {raw!r}") from None
+    if not 1 <= value <= 64:
+        raise UserError(f"--processes must be between 1 and 64, got {value}")
+    return value
 
 
 def run(options: Mapping[str, Any], argv: Sequence[str]) -> int:

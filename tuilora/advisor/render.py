@@ -51,8 +51,12 @@ def describe_answers(answers: Answers) -> str:
 def plan_line(rec: Recommendation) -> str:
     plan = rec.plan
     repeats = plan["repeats"] if plan["repeats"] is not None else "mixed"
+    processes = int(rec.context.get("processes", 1))
+    per_step = f"batch {plan['batch_size']}" + (
+        f" x {processes} processes" if processes > 1 else ""
+    )
     return (
-        f"{plan['images']} images x {repeats} repeat(s) / batch {plan['batch_size']}"
+        f"{plan['images']} images x {repeats} repeat(s) / {per_step}"
         f" = {plan['steps_per_epoch']} steps/epoch x {plan['epochs']} epochs"
         f" = {plan['total_steps']} steps"
     )
