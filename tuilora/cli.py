@@ -260,6 +260,34 @@ def runs(root: str, history: bool, fmt: str) -> int:
     return print_runs(root, fmt)
 
 
+@cli.command()
+@click.argument("run", required=False)
+@click.option("--plain", is_flag=True, help="print lines instead of the live monitor")
+@click.option("--every", default=None, metavar="N", help="with --plain: one line per N steps")
+@click.option("--root", default="runs", show_default=True, help="where to look for the newest run")
+def watch(run: str | None, plain: bool, every: str | None, root: str) -> int:
+    """Follow a live or finished run (default: the newest); reattaches after SSH drops."""
+    from tuilora.runs.watch import resolve_run, watch_plain
+
+    folder = resolve_run(run, root)
+    step_every = _int_option("--every", every, 1) if every is not None else None
+    if plain or not sys.stdout.isatty():
+        return watch_plain(folder, every=step_every)
+    from tuilora.screens.monitor_app import run_monitor
+
+    return run_monitor(folder)
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--wait", default="120", show_default=True, help="seconds to wait for the save")
+def stop(run: str, wait: str) -> int:
+    """Stop a running training gracefully: it saves its state and LoRA, then exits."""
+    from tuilora.runs.watch import resolve_run, stop_run
+
+    return stop_run(resolve_run(run), wait_s=float(_int_option("--wait", wait, 1)))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: exit 0 ok, 1 failure during work, 2 user error (one line)."""
     args = list(sys.argv[1:] if argv is None else argv)
