@@ -46,12 +46,19 @@ def _answer_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def cli(ctx: click.Context, debug: bool) -> int:
     """tuilora: advice, dataset checks and training for Stable Diffusion LoRAs.
 
-    Run `tuilora advise --help` for numbers from the command line.
+    Run `tuilora` alone in a terminal for the wizard, or `tuilora advise --help` for
+    numbers from the command line.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            # The wizard needs a terminal; in a pipe or a script, say what there is.
+            click.echo(ctx.get_help())
+            return 0
+        from tuilora.screens.app import run_app
+
+        return run_app()
     return 0
 
 

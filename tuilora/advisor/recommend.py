@@ -305,12 +305,14 @@ def _config(context: Mapping[str, Any], pins: Mapping[str, Any]) -> dict[str, An
 
 
 def _dataset_warnings(dataset: DatasetFacts) -> list[Warning]:
+    """Dataset problems as advisor warnings. The advice itself is still valid, so a dataset
+    error is a warning here (it says so); `tuilora train` is what refuses to start on it."""
     return [
         Warning(
             id=f"dataset-{problem.id}",
-            severity=problem.severity,
+            severity="warning",
             guide=problem.guide or ("G-START-NOPERFECT",),
-            message=problem.message,
+            message=("Dataset error: " if problem.severity == "error" else "") + problem.message,
         )
         for problem in dataset.problems
         if problem.severity in ("error", "warning")
