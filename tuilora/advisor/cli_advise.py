@@ -67,11 +67,13 @@ def path_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in pairs.items() if value}
 
 
-def load_dataset(path: str, caption_extension: str, resolution: int) -> DatasetFacts:
+def load_dataset(path: str, caption_extension: str, resolution: int, subject: str) -> DatasetFacts:
     """Scan ``--dataset DIR`` for the advisor (the dataset package does the reading)."""
     from tuilora.dataset.facts import dataset_facts
 
-    return dataset_facts(path, caption_extension=caption_extension, resolution=resolution)
+    return dataset_facts(
+        path, caption_extension=caption_extension, resolution=resolution, subject=subject
+    )
 
 
 def build(options: Mapping[str, Any]) -> Recommendation:
@@ -90,7 +92,10 @@ def build(options: Mapping[str, Any]) -> Recommendation:
             raise UserError(f"--dataset {dataset_dir}: is a file, expected a directory")
         resolution = 1024 if answers.base == "sdxl" else 512
         dataset = load_dataset(
-            dataset_dir, str(options.get("caption_extension") or ".txt"), resolution
+            dataset_dir,
+            str(options.get("caption_extension") or ".txt"),
+            resolution,
+            answers.subject,
         )
     processes = _processes(options.get("processes"))
     rec = recommend(answers, overrides=overrides, dataset=dataset, processes=processes)

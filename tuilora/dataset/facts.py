@@ -1,24 +1,20 @@
-"""The dataset as the advisor sees it: real folders, counts and problems (``advise --dataset``
-and ``tuilora train``'s pre-flight check)."""
+"""The dataset as the advisor sees it: real folders, counts and problems (``advise --dataset``,
+the wizard's dataset step and ``tuilora train``'s pre-flight check)."""
 
 from __future__ import annotations
 
 from tuilora.advisor.recommend import DatasetFacts, DatasetFolder, DatasetProblem
+from tuilora.dataset.model import DatasetReport
 from tuilora.dataset.scan import scan_dataset
 
 
-def dataset_facts(
-    path: str, *, caption_extension: str = ".txt", resolution: int = 512, subject: str = "character"
-) -> DatasetFacts:
-    report = scan_dataset(
-        path, resolution=resolution, subject=subject, caption_extension=caption_extension
-    )
+def facts_from_report(report: DatasetReport) -> DatasetFacts:
+    """The advisor's view of a scan already made (the wizard keeps the full report)."""
     folders = tuple(
         DatasetFolder(
             name=folder.class_tokens or folder.name, repeats=folder.repeats, images=folder.images
         )
-        for folder in report.folders
-        if not folder.is_reg
+        for folder in report.train_folders
     )
     problems = tuple(
         DatasetProblem(
@@ -29,4 +25,13 @@ def dataset_facts(
         )
         for problem in report.problems
     )
-    return DatasetFacts(path=path, folders=folders, problems=problems)
+    return DatasetFacts(path=report.path, folders=folders, problems=problems)
+
+
+def dataset_facts(
+    path: str, *, caption_extension: str = ".txt", resolution: int = 512, subject: str = "character"
+) -> DatasetFacts:
+    report = scan_dataset(
+        path, resolution=resolution, subject=subject, caption_extension=caption_extension
+    )
+    return facts_from_report(report)

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Walk the whole wizard as a user would: tmux at 80x24, NO_COLOR, keyboard only.
+# Captures every step's screen as text into OUT (default: a new temp dir), saves the
+# sd-scripts TOML, and with TRAIN=1 also presses "Train now".
+#
+#   tests/screens/tmux_walkthrough.sh [OUT]      PYTHON=... to pick the interpreter
+#
+# Exit 0 when every expected screen appeared and the TOML was written.
+set -euo pipefail
+
+PYTHON=${PYTHON:-python3}
+OUT=${1:-$(mktemp -d)}
+WORK=$(mktemp -d)
+SESSION="tuilora-walk-$$"
+APP=${TUILORA_APP:-"$PYTHON -m tuilora"}  # `tuilora` with no arguments
+mkdir -p "$OUT"
+
+cleanup() { tmux kill-session -t "$SESSION" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# A small dataset (6 images, one without a caption) and a stand-in model file.
+"$PYTHON" - "$WORK" <<'PY'
+import sys
+from pathlib import Path
+from PIL import Image
+folder = Path(sys.argv[1]) / "data" / "10_aria"
+folder.mkdir(parents=True)
+for i in range(6):
+    Image.new("RGB", (512, 512 + 128 * (i % 2)), (40 * i, 90, 160)).save(folder / f"img{i}.png")
+    if i:
+        (folder / f"img{i}.txt").write_text("aria, 1girl, wings, armor", encoding="utf-8")
+(Path(sys.argv[1]) / "model.safetensors").write_bytes(b"stand-in")
+PY
+
+tmux new-session -d -s "$SESSION" -x 80 -y 24 -c "$WORK" \
+    "env NO_COLOR=1 XDG_CONFIG_HOME='$WORK/config' $APP; echo \"EXITED \$?\"; sleep 30"
+
+screen() { tmux capture-pane -p -t "$SESSION"; }
+
+wait_for() {  # wait_for TEXT: poll the screen for up to 20 s
+    for _ in $(seq 1 100); do
+        if screen | grep -qF -- "$1"; then return 0; fi
+        sleep 0.2
+    done
+    echo "timed out waiting for: $1" >&2
+    screen >&2
+    return 1
+}
+
+keys() { for key in "$@"; do tmux send-keys -t "$SESSION" "$key"; sleep 0.15; done; }
+type_text() {  # one character at a time, at a fast typist's pace
+    local text=$1 i
+    for ((i = 0; i < ${#text}; i++)); do
+        tmux send-keys -t "$SESSION" -l "${text:i:1}"
+        sleep 0.03
+    done
+    sleep 0.3
+}
+capture() { sleep 0.4; screen > "$OUT/$1.txt"; echo "captured $1"; }
+
+wait_for "New LoRA";                       capture 01-welcome
+keys Enter;            wait_for "step 1/7"; capture 02-subject
+keys C-n;              wait_for "Category"
+keys Down Down;        wait_for "C: Elaborate"; capture 03-category
+keys Enter;            wait_for "About the subject"
+keys Space;            wait_for "[x]";      capture 04-details
+keys C-n;              wait_for "Dataset folder"
+type_text "data";      keys Enter;          wait_for "Scanned data"; capture 05-dataset
+keys C-n;              wait_for "Hardware and base model"
+type_text "12";        keys Tab Tab Tab Tab
+type_text "model.safetensors"; keys Tab;    type_text "aria"; capture 06-hardware
+keys C-n;              wait_for "Review and edit"; capture 07-review
+keys Down Down Down Down Down Down Down Down Down Down Down Down Down Enter C-u  # train_batch_size
+type_text "4"; keys Enter
+wait_for "*train_batch_size";              capture 08-review-edited
+keys C-n;              wait_for "Save or train"
+keys C-s;              wait_for "Saved sd-scripts TOML"; capture 09-saved
+if [ "${TRAIN:-0}" = "1" ]; then
+    keys C-t
+    wait_for "tuilora watch" || wait_for "failed"
+    capture 10-train
+fi
+keys F1;               wait_for "Keys";     capture 11-help
+keys Escape C-q;       wait_for "EXITED 0"
+
+"$PYTHON" - "$WORK/aria.sdscripts.toml" <<'PY'
+import sys, tomllib
+data = tomllib.load(open(sys.argv[1], "rb"))
+assert data["output_name"] == "aria" and data["train_batch_size"] == 4, data
+assert data["train_data_dir"] == "data", data
+print("saved", sys.argv[1], "with", len(data), "keys")
+PY
+echo "screens in $OUT"

@@ -1,0 +1,191 @@
+"""Step 7: save the config (tuilora TOML, sd-scripts TOML, the command line) or train.
+
+"Train" writes ``runs/<name>/wizard.toml`` and starts ``tuilora train CONFIG --detach`` as a
+child process (the UI never imports the engine); the run then lives on without the wizard,
+and ``tuilora watch RUN`` follows it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Button, Input, Label, RadioSet, Static
+
+from tuilora.errors import UserError
+from tuilora.screens.actions import (
+    EXPORTS,
+    PreparedRun,
+    default_file,
+    early_failure,
+    export_text,
+    launch,
+    missing_for_training,
+    prepare_run,
+    save_export,
+    watch_command,
+)
+from tuilora.screens.base import StepScreen
+from tuilora.screens.path_input import PathSuggester
+from tuilora.screens.question_field import Choices, Radio
+
+
+class FinishScreen(StepScreen):
+    STEP = "finish"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save"),
+        Binding("ctrl+t", "train", "Train"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fmt = "kohya-toml"
+        self.confirm_overwrite: str | None = None
+        self.run_root: str | None = None
+
+    def compose_form(self) -> ComposeResult:
+        yield Label("Save the config as", classes="prompt")
+        yield Choices(
+            *[
+                Radio(label, value=fmt == self.fmt, compact=True)
+                for fmt, (label, _) in EXPORTS.items()
+            ],
+            id="export-format",
+            compact=True,
+        )
+        yield Label("File", classes="prompt")
+        yield Input(
+            default_file(self.fmt, self.wizard.state.output_name),
+            id="export-file",
+            compact=True,
+            suggester=PathSuggester(),
+        )
+        with Horizontal(classes="buttons"):
+            yield Button("Save", id="save", compact=True)
+            if self.wizard.state.mode == "train":
+                yield Button("Train now", id="train", variant="primary", compact=True)
+            yield Button("Open run", id="open-run", compact=True)
+        yield Static("", id="finish-result")
+        yield Static("", id="command-line")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#next").display = False  # the last step: nothing after it
+        self.query_one("#open-run").display = False
+        self.query_one("#export-format", RadioSet).focus()
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        event.stop()
+        name = self.wizard.state.output_name
+        file_input = self.query_one("#export-file", Input)
+        previous = default_file(self.fmt, name)
+        self.fmt = list(EXPORTS)[event.index]
+        if file_input.value in ("", previous):
+            file_input.value = default_file(self.fmt, name)
+        self.confirm_overwrite = None
+        self.show_command()
+
+    def show_command(self) -> None:
+        shown = self.query_one("#command-line", Static)
+        rec = self.wizard.advice.rec
+        if self.fmt != "kohya-cmd" or rec is None:
+            shown.update("")
+            return
+        text = Text("For copying:\n", style="bold")
+        text.append(export_text(self.wizard.state, rec, "kohya-cmd"))
+        shown.update(text)
+
+    def result(self, message: str, *, error: bool = False) -> None:
+        style = "bold red" if error else "green"
+        self.query_one("#finish-result", Static).update(Text(message, style=style))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            event.stop()
+            self.action_save()
+        elif event.button.id == "train":
+            event.stop()
+            self.action_train()
+        elif event.button.id == "open-run" and self.run_root:
+            event.stop()
+            self.wizard.open_run(self.run_root)
+        else:
+            super().on_button_pressed(event)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "export-file":
+            event.stop()
+            self.action_save()
+
+    # ------------------------------------------------------------------------------------
+    def action_save(self) -> None:
+        rec = self.wizard.advice.rec
+        if rec is None:
+            self.result("There is no complete advice to save (Esc goes back).", error=True)
+            return
+        path = self.query_one("#export-file", Input).value.strip()
+        overwrite = self.confirm_overwrite == path
+        try:
+            written = save_export(self.wizard.state, rec, self.fmt, path, overwrite=overwrite)
+        except UserError as exc:
+            if str(exc).endswith("already exists"):
+                self.confirm_overwrite = path
+                self.result(f"{path} exists: press Save again to overwrite it.", error=True)
+            else:
+                self.result(str(exc), error=True)
+            return
+        self.confirm_overwrite = None
+        self.wizard.finished = True
+        self.wizard.remember()
+        self.result(f"Saved {EXPORTS[self.fmt][0]} to {written}")
+        self.show_command()
+
+    def action_train(self) -> None:
+        if self.wizard.state.mode != "train" or self.query_one("#train", Button).disabled:
+            return
+        missing = missing_for_training(self.wizard.state)
+        if missing:
+            self.result("To train, first give " + " and ".join(missing) + ".", error=True)
+            return
+        try:
+            prepared = prepare_run(self.wizard.state)
+        except UserError as exc:
+            self.result(str(exc), error=True)
+            return
+        self.wizard.remember()
+        self.query_one("#train", Button).disabled = True
+        self.result(f"Wrote {prepared.config}; starting tuilora train …")
+        self.start_training(prepared)
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
+    def start_training(self, prepared: PreparedRun) -> None:
+        try:
+            launch(prepared.command, runner=self.wizard.runner)
+        except UserError as exc:
+            self.app.call_from_thread(self._train_failed, str(exc))
+            return
+        # Give the detached trainer a moment to refuse (dataset errors, a bad model path).
+        time.sleep(self.wizard.launch_grace_s)
+        failure = early_failure(prepared.run)
+        if failure:
+            self.app.call_from_thread(self._train_failed, failure)
+            return
+        self.app.call_from_thread(self._train_started, str(prepared.run.root))
+
+    def _train_failed(self, message: str) -> None:
+        self.query_one("#train", Button).disabled = False
+        self.result(f"tuilora train failed: {message}", error=True)
+
+    def _train_started(self, root: str) -> None:
+        self.wizard.finished = True
+        self.run_root = root
+        self.result(
+            f"Training started in {root}.\nFollow it (also after reconnecting):\n"
+            f"  {watch_command(root)}"
+        )
+        self.query_one("#open-run").display = True

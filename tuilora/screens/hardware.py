@@ -1,0 +1,96 @@
+"""Step 5: GPU memory (detected with nvidia-smi, overridable), base model, names, optimizer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.widgets import Input, Label, Static
+
+from tuilora.screens.base import StepScreen
+from tuilora.screens.details import questions_for
+from tuilora.screens.path_input import PathSuggester
+from tuilora.screens.question_field import QuestionField
+
+#: Text inputs for paths: (state attribute, label, placeholder).
+PATHS = (
+    ("model_path", "Base model file or diffusers folder", "e.g. ~/models/nai.safetensors"),
+    ("output_name", "LoRA name (output_name)", "e.g. aria"),
+    ("output_dir", "Output folder (empty: runs/<name>)", "runs/<name>"),
+)
+
+
+def vram_note(detected: float | None, detecting: bool) -> str:
+    if detecting:
+        return "Looking for a GPU with nvidia-smi …"
+    if detected is None:
+        return "No GPU found with nvidia-smi: 24 GB is assumed unless you type a figure."
+    return f"nvidia-smi reports {detected:g} GB; type another figure to override it."
+
+
+class HardwareScreen(StepScreen):
+    STEP = "hardware"
+
+    def compose_form(self) -> ComposeResult:
+        state = self.wizard.state
+        for question in questions_for(self.STEP, state.subject):
+            value = state.get(question.name)
+            if question.name == "vram":
+                value = state.values.get("vram") if state.vram_typed else None
+            yield QuestionField(question, value)
+            if question.name == "vram":
+                yield Static("", id="vram-note", classes="help")
+        for attribute, label, placeholder in PATHS:
+            yield Label(label, classes="prompt")
+            yield Input(
+                getattr(state, attribute),
+                placeholder=placeholder,
+                id=f"path-{attribute}",
+                compact=True,
+                suggester=PathSuggester() if attribute != "output_name" else None,
+            )
+        yield Static("", id="name-error", classes="error")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        vram = self.query_one("#field-vram", QuestionField).query_one(Input)
+        vram.placeholder = "GB, e.g. 12"
+        self.update_vram_note()
+        self.query_one("#q-vram").focus()
+
+    def update_vram_note(self) -> None:
+        self.query_one("#vram-note", Static).update(
+            vram_note(self.wizard.state.detected_vram, self.wizard.detecting_vram)
+        )
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        ident = event.input.id or ""
+        if not ident.startswith("path-"):
+            return
+        event.stop()
+        attribute = ident.removeprefix("path-")
+        setattr(self.wizard.state, attribute, event.value.strip())
+        if attribute == "output_name":
+            self.query_one("#name-error", Static).update(name_problem(event.value.strip()))
+        # No advice refresh per keystroke: paths change no number, and go_next refreshes.
+
+    def answered(self, name: str, value: Any) -> None:
+        if name == "vram":
+            self.wizard.state.vram_typed = value is not None
+
+    def check(self) -> str:
+        for field in self.query(QuestionField):
+            if field.error:
+                return field.error
+        problem = name_problem(self.wizard.state.output_name)
+        if problem:
+            return problem
+        if self.wizard.state.mode == "train" and not self.wizard.state.output_name:
+            return "Give the LoRA a name: it names the files and the run folder."
+        return ""
+
+
+def name_problem(name: str) -> str:
+    if any(sep in name for sep in ("/", "\\")) or name in (".", ".."):
+        return "The LoRA name is a file name: no / or \\ (set the folder below)."
+    return ""

@@ -1,0 +1,234 @@
+"""What the monitor knows about a run, built event by event (no Textual, no rendering).
+
+``RunTail`` reads only the bytes appended to ``events.jsonl`` since the last read (a
+``stat`` first, so an idle poll costs one system call) and feeds ``RunView``, which keeps
+the curves as ``Series`` (for the charts) and the latest of everything else (for the text).
+A file that shrank (a new run written over the folder) resets both.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuilora.runs.events import EventReader
+from tuilora.runs.status import pid_alive
+from tuilora.screens.charts import Series
+
+#: The monitor shows the last few; older ones stay in events.jsonl and train.log.
+MESSAGES_KEPT = 50
+
+
+@dataclass
+class RunView:
+    """The run as the events so far describe it."""
+
+    total_steps: int | None = None
+    epochs: int | None = None
+    steps_per_epoch: int | None = None
+    device: str | None = None
+    optimizer: str | None = None
+    resumed_from: int = 0
+    loss: Series = field(default_factory=Series)
+    loss_ema: Series = field(default_factory=Series)
+    lr: dict[str, Series] = field(default_factory=dict)
+    adaptive: bool = False  # lr × d was logged (Prodigy, DAdaptation)
+    epoch_ends: list[tuple[int, int]] = field(default_factory=list)  # (step, epoch)
+    last_step: dict[str, Any] = field(default_factory=dict)
+    first_step: int | None = None
+    snapshots: list[str] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+    sample_epoch: int | None = None
+    messages: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=MESSAGES_KEPT))
+    warnings: int = 0
+    errors: int = 0
+    nan_steps: int = 0
+    end: dict[str, Any] | None = None
+    started_t: float | None = None
+    last_t: float | None = None
+    events: int = 0
+    version: int = 0  # bumped on every change, so widgets redraw only when it moves
+
+    def apply(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            handler = _HANDLERS.get(str(event.get("type")))
+            if handler is not None:
+                handler(self, event)
+            t = event.get("t")
+            if isinstance(t, int | float):
+                self.last_t = float(t)
+                if self.started_t is None:
+                    self.started_t = float(t)
+            self.events += 1
+        if events:
+            self.version += 1
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def step(self) -> int:
+        return int(self.last_step.get("step", 0))
+
+    @property
+    def epoch(self) -> int | None:
+        value = self.last_step.get("epoch")
+        return int(value) if isinstance(value, int | float) else None
+
+    @property
+    def x_range(self) -> tuple[int, int]:
+        first = self.loss.xs[0] if self.loss.xs else (self.first_step or 1)
+        return first, max(self.step, first + 1)
+
+    def epoch_marks(self) -> list[tuple[int, str]]:
+        """Where each epoch after the first starts: (step, "e2")."""
+        return [(step, f"e{epoch + 1}") for step, epoch in self.epoch_ends]
+
+    def elapsed_s(self) -> float | None:
+        if self.started_t is None or self.last_t is None:
+            return None
+        return self.last_t - self.started_t
+
+
+def _on_start(view: RunView, event: dict[str, Any]) -> None:
+    view.total_steps = _int(event.get("total_steps"))
+    view.epochs = _int(event.get("epochs"))
+    view.steps_per_epoch = _int(event.get("steps_per_epoch"))
+    view.device = str(event["device"]) if event.get("device") else None
+    config = event.get("config") if isinstance(event.get("config"), dict) else {}
+    view.optimizer = str(config.get("optimizer_type")) if config.get("optimizer_type") else None
+    view.resumed_from = _int(event.get("resumed_from_step")) or 0
+    view.end = None  # a resumed run goes on after its earlier end event
+    if view.resumed_from:
+        _truncate(view, view.resumed_from + 1)
+        view.messages.append(("info", f"resumed at step {view.resumed_from}"))
+
+
+def _on_step(view: RunView, event: dict[str, Any]) -> None:
+    step = _int(event.get("step"))
+    if step is None:
+        return
+    if view.last_step and step <= view.step:
+        _truncate(view, step)
+    if view.first_step is None:
+        view.first_step = step
+    loss = event.get("loss")
+    if not isinstance(loss, int | float) or not math.isfinite(loss):
+        view.nan_steps += 1
+    view.loss.append(step, _float(loss))
+    view.loss_ema.append(step, _float(event.get("loss_ema")))
+    rates = event.get("lr_d") if isinstance(event.get("lr_d"), dict) else None
+    view.adaptive = view.adaptive or rates is not None
+    if rates is None:
+        rates = event.get("lr") if isinstance(event.get("lr"), dict) else {}
+    for group, value in rates.items():
+        view.lr.setdefault(str(group), Series()).append(step, _float(value))
+    view.last_step = event
+
+
+def _on_epoch_end(view: RunView, event: dict[str, Any]) -> None:
+    step, epoch = _int(event.get("step")), _int(event.get("epoch"))
+    if step is not None and epoch is not None:
+        view.epoch_ends = [e for e in view.epoch_ends if e[0] < step] + [(step, epoch)]
+    if event.get("snapshot"):
+        view.snapshots.append(str(event["snapshot"]))
+
+
+def _on_sample(view: RunView, event: dict[str, Any]) -> None:
+    images = event.get("images")
+    if isinstance(images, list) and images:
+        view.samples = [str(i) for i in images]
+        view.sample_epoch = _int(event.get("epoch"))
+
+
+def _on_message(view: RunView, event: dict[str, Any]) -> None:
+    kind = str(event.get("type"))
+    view.messages.append((kind, str(event.get("message", ""))))
+    if kind == "error":
+        view.errors += 1
+    else:
+        view.warnings += 1
+
+
+def _on_end(view: RunView, event: dict[str, Any]) -> None:
+    view.end = event
+    if event.get("message"):
+        view.messages.append(("end", str(event["message"])))
+
+
+_HANDLERS = {
+    "start": _on_start,
+    "step": _on_step,
+    "epoch_end": _on_epoch_end,
+    "sample": _on_sample,
+    "warning": _on_message,
+    "error": _on_message,
+    "end": _on_end,
+}
+
+
+def _truncate(view: RunView, step: int) -> None:
+    """Forget everything from ``step`` on: a resumed run writes those steps again."""
+    for series in (view.loss, view.loss_ema, *view.lr.values()):
+        series.truncate_from(step)
+    view.epoch_ends = [e for e in view.epoch_ends if e[0] < step]
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass
+class RunTail:
+    """Follows ``run_dir/events.jsonl`` from an offset; knows whether the trainer lives."""
+
+    run_dir: Path
+    view: RunView = field(default_factory=RunView)
+    _reader: EventReader | None = None
+
+    def __post_init__(self) -> None:
+        self._reader = EventReader(self.events_path)
+
+    @property
+    def events_path(self) -> Path:
+        return self.run_dir / "events.jsonl"
+
+    def poll(self) -> bool:
+        """Read what was appended since the last poll; True when the view changed."""
+        assert self._reader is not None
+        try:
+            size = os.stat(self.events_path).st_size
+        except OSError:
+            return False
+        if size < self._reader.offset:  # replaced by a new, shorter file: start over
+            self._reader = EventReader(self.events_path)
+            self.view = RunView()
+        if size == self._reader.offset:
+            return False
+        events = self._reader.read_new()
+        self.view.apply(events)
+        return bool(events)
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.run_dir / "pid").read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            return None
+
+    def state(self) -> str:
+        """running / finished / stopped / diverged / oom / crashed, or waiting (no pid, no
+        events yet: the trainer has not started writing)."""
+        if self.view.end is not None:
+            return str(self.view.end.get("status", "crashed"))
+        pid = self.pid()
+        if pid is not None and pid_alive(pid):
+            return "running"
+        if self.view.events == 0:
+            return "waiting"
+        return "crashed"

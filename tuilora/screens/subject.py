@@ -1,0 +1,79 @@
+"""Steps 1 and 2: what the LoRA is of, and for characters the difficulty category A–I."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from tuilora.advisor.answers import CATEGORIES, QUESTIONS_BY_NAME
+from tuilora.advisor.rules import categories
+from tuilora.screens.base import StepScreen
+from tuilora.screens.question_field import QuestionField
+
+
+class SubjectScreen(StepScreen):
+    STEP = "subject"
+
+    def compose_form(self) -> ComposeResult:
+        question = QUESTIONS_BY_NAME["subject"]
+        yield QuestionField(question, self.wizard.state.get("subject"))
+
+
+def category_line(letter: str, facts: Any) -> str:
+    low, high = facts["rank"]
+    ranks = f"{low}" if low == high else f"{low}-{high}"
+    return f"{letter}  {facts['title']:<31}{ranks:>7}"
+
+
+def category_text(letter: str) -> Text:
+    facts = categories()[letter]
+    text = Text()
+    text.append(f"{letter}: {facts['title']}\n", style="bold")
+    text.append(f"{facts['description']}\n")
+    text.append("e.g. ", style="dim")
+    text.append(f"{facts['examples']}\n")
+    if facts.get("uncertain"):
+        text.append("The guide is unsure of this range.\n", style="dim")
+    return text
+
+
+class CategoryScreen(StepScreen):
+    """The guide's category table; the highlighted category is the answer (G-CAT)."""
+
+    STEP = "category"
+
+    def compose_form(self) -> ComposeResult:
+        question = QUESTIONS_BY_NAME["category"]
+        table = categories()
+        yield Static(question.prompt, classes="prompt")
+        options = [Option(category_line(c, table[c]), id=c) for c in CATEGORIES]
+        yield OptionList(*options, id="q-category")
+        yield Static("", id="category-text")
+        yield Static(
+            "A male character counts half a category harder for A-D (G-CAT-MALE): answer"
+            " that on the next step.",
+            classes="help",
+        )
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        current = self.wizard.state.get("category")
+        menu = self.query_one("#q-category", OptionList)
+        menu.highlighted = CATEGORIES.index(current) if current in CATEGORIES else 0
+        menu.focus()
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_list.id != "q-category" or event.option.id is None:
+            return
+        event.stop()
+        self.query_one("#category-text", Static).update(category_text(event.option.id))
+        self.wizard.answer("category", event.option.id)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id == "q-category":
+            event.stop()
+            self.action_next()
