@@ -116,6 +116,9 @@ def recommendation_table(rec: Recommendation) -> RenderableType:
     plan.add_row("regularization", "yes" if rec.plan["regularization"] else "no")
     plan.add_row("file size", f"~{rec.plan['file_size_mb']} MB")
     plan.add_row("VRAM", f"~{rec.plan['vram_gb']} GB (rough estimate)")
+    if "folders" not in rec.plan and rec.plan["repeats"]:
+        repeats = rec.plan["repeats"]
+        plan.add_row("folder", f"put the images in DATASET/{repeats}_<name>/ (sd-scripts layout)")
     for folder in rec.plan.get("folders", []):
         plan.add_row("folder", f"{folder['repeats']}_{folder['name']}: {folder['images']} images")
     parts: list[RenderableType] = [
