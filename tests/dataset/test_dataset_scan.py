@@ -189,7 +189,13 @@ def test_folder_names_as_sd_scripts_parses_them(tmp_path: Path, make_image: Make
     report = scan_dataset(str(tmp_path), near_duplicates=False)
     assert sorted(ids(report)["bad-folder-name"]) == ["0_zero", "x_10"]
     folders = {f.name: (f.repeats, f.class_tokens) for f in report.folders}
-    assert folders == {"10": (10, ""), "3_two_words": (3, "two_words")}
+    # misnamed folders are audited as their suggested rename would train them
+    assert folders == {
+        "10": (10, ""),
+        "3_two_words": (3, "two_words"),
+        "0_zero": (1, "zero"),
+        "x_10": (1, "x_10"),
+    }
     fixes = {os.path.basename(p.path): p.fix for p in report.problems if p.id == "bad-folder-name"}
     assert f"'{tmp_path / '1_zero'}'" in fixes["0_zero"]
     assert f"'{tmp_path / '1_x_10'}'" in fixes["x_10"]

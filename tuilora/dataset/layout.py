@@ -123,7 +123,13 @@ def discover(root: str, *, is_reg: bool, caption_extension: str) -> Layout:
         if _is_dir(entry):
             parsed = parse_folder_name(name)
             if parsed is None:
-                _check_skipped_folder(layout, root, name)
+                if _check_skipped_folder(layout, root, name):
+                    # Audit its files too, as the suggested rename (1_<name>) would train
+                    # them, so one check names every problem instead of one per rename.
+                    repeats, tokens = parse_folder_name(_suggested_name(name)) or (1, name)
+                    folder = Folder(name, entry.path, _join(root, name), repeats, tokens, is_reg)
+                    if _fill_folder(layout, folder, caption_extension):
+                        layout.folders.append(folder)
                 continue
             real = os.path.realpath(entry.path)
             if real in seen_real:
@@ -195,11 +201,12 @@ def _fill_folder(layout: Layout, folder: Folder, caption_extension: str) -> bool
     return True
 
 
-def _check_skipped_folder(layout: Layout, root: str, name: str) -> None:
+def _check_skipped_folder(layout: Layout, root: str, name: str) -> bool:
+    """Report a misnamed folder that holds images; True when it was reported."""
     path = os.path.join(root, name)
     count = _count_images(path)
     if count == 0:
-        return  # an unrelated folder (logs, backups): sd-scripts skips it, so do we
+        return False  # an unrelated folder (logs, backups): sd-scripts skips it, so do we
     shown = _join(root, name)
     target = _join(root, _suggested_name(name))
     layout.problems.append(
@@ -212,6 +219,7 @@ def _check_skipped_folder(layout: Layout, root: str, name: str) -> None:
             ("G-START-EPOCHS",),
         )
     )
+    return True
 
 
 def _loose_images(root: str, names: list[str], *, has_folders: bool) -> Problem:
