@@ -182,3 +182,19 @@ def test_events_writer_is_used_by_trainer(make_config: Any, tmp_path: Path) -> N
     assert status == "finished"
     steps = [e for e in read_events(run.events) if e["type"] == "step"]
     assert "keys_scaled" in steps[0] and steps[0]["lr"]["unet"] == pytest.approx(1e-3)
+
+
+def test_dataset_errors_stop_training_unless_forced(
+    make_config: Any, shapes: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(shapes, data)
+    (data / "1_shapes" / "broken.png").write_bytes(b"")  # 0 bytes: sd-scripts would crash
+    config = make_config(tmp_path / "run", max_train_epochs=1, train_data_dir=str(data))
+    path = write_config(config, tmp_path / "c.toml")
+    with pytest.raises(UserError, match="dataset has 1 error"):
+        run_training(str(path), progress=False)
+    assert not (tmp_path / "run" / "events.jsonl").exists()
+    assert run_training(str(path), force=True, progress=False) == 0  # the broken file is skipped

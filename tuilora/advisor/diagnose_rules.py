@@ -21,13 +21,19 @@ available as ``from_<field>``.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
-from tuilora.advisor.rules import SEVERITIES, RuleError, rules_dir
+from tuilora.advisor.rules import (
+    SEVERITIES,
+    RuleError,
+    check_unique_ids,
+    parse_header,
+    read_rules_file,
+    rules_dir,
+)
 
 CHECK_KEY: Final = "check"
 _CHECK_KEYS: Final = frozenset(
@@ -75,30 +81,14 @@ def load_checks() -> tuple[Check, ...]:
     """Every ``[[check]]`` of ``rules/diagnose*.toml``, files in name order."""
     checks: list[Check] = []
     for path in sorted(rules_dir().glob("diagnose*.toml")):
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise RuleError(f"cannot read rules file {path}: {exc}") from None
+        data = read_rules_file(path)
         checks.extend(parse_check(raw, path.name) for raw in data.get(CHECK_KEY, ()))
-    seen: set[str] = set()
-    for check in checks:
-        if check.id in seen:
-            raise RuleError(f"duplicate check id {check.id!r} ({check.source})")
-        seen.add(check.id)
+    check_unique_ids(checks, "check")
     return tuple(checks)
 
 
 def parse_check(raw: Mapping[str, Any], source: str) -> Check:
-    check_id = raw.get("id")
-    if not isinstance(check_id, str) or not check_id:
-        raise RuleError(f"{source}: a check without an id")
-    where = f"{source}: check {check_id!r}"
-    extra = set(raw) - _CHECK_KEYS
-    if extra:
-        raise RuleError(f"{where}: unknown keys {sorted(extra)}")
-    guide = tuple(raw.get("guide", ()))
-    if not guide:
-        raise RuleError(f"{where}: cites no guide id")
+    check_id, where, guide = parse_header(raw, source, "check", _CHECK_KEYS)
     severity = raw.get("severity", "info")
     if severity not in SEVERITIES:
         raise RuleError(f"{where}: severity {severity!r} not in {SEVERITIES}")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from tuilora.advisor import expr
 
@@ -136,32 +136,62 @@ def load_rules() -> tuple[Rule, ...]:
     """Every rule of every rules file, files in name order, rules in file order."""
     rules: list[Rule] = []
     for path in sorted(rules_dir().glob("*.toml")):
-        data = _read(path)
+        data = read_rules_file(path)
         if "rule" in data:
             rules.extend(_parse_rule(raw, path.name) for raw in data["rule"])
-    seen: set[str] = set()
-    for rule in rules:
-        if rule.id in seen:
-            raise RuleError(f"duplicate rule id {rule.id!r} ({rule.source})")
-        seen.add(rule.id)
+    check_unique_ids(rules, "rule")
     return tuple(rules)
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+
+def check_unique_ids(items: Iterable[_Identified], kind: str) -> None:
+    """Ids are how reasons, warnings and tests name a rule: two with one id are a bug."""
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise RuleError(f"duplicate {kind} id {item.id!r} ({item.source})")
+        seen.add(item.id)
+
+
+def parse_header(
+    raw: Mapping[str, Any], source: str, kind: str, allowed: frozenset[str]
+) -> tuple[str, str, tuple[str, ...]]:
+    """(id, "file: kind 'id'" for messages, guide ids) of a rule or check, checked."""
+    item_id = raw.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise RuleError(f"{source}: a {kind} without an id")
+    where = f"{source}: {kind} {item_id!r}"
+    extra = set(raw) - allowed
+    if extra:
+        raise RuleError(f"{where}: unknown keys {sorted(extra)}")
+    guide = tuple(raw.get("guide", ()))
+    if not guide:
+        raise RuleError(f"{where}: cites no guide id")
+    return item_id, where, guide
 
 
 @lru_cache(maxsize=1)
 def guide_index() -> Mapping[str, str]:
     """The guide ids rules may cite, with their titles (``rules/guide-index.toml``)."""
-    data = _read(rules_dir() / _INDEX_FILE)
+    data = read_rules_file(rules_dir() / _INDEX_FILE)
     return dict(data["guide"])
 
 
 @lru_cache(maxsize=1)
 def categories() -> Mapping[str, Mapping[str, Any]]:
     """The character categories A–I (``rules/categories.toml``)."""
-    data = _read(rules_dir() / _CATEGORIES_FILE)
+    data = read_rules_file(rules_dir() / _CATEGORIES_FILE)
     return dict(data["category"])
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_rules_file(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -169,16 +199,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _parse_rule(raw: Mapping[str, Any], source: str) -> Rule:
-    rule_id = raw.get("id")
-    if not isinstance(rule_id, str) or not rule_id:
-        raise RuleError(f"{source}: a rule without an id")
-    where = f"{source}: rule {rule_id!r}"
-    extra = set(raw) - _RULE_KEYS
-    if extra:
-        raise RuleError(f"{where}: unknown keys {sorted(extra)}")
-    guide = tuple(raw.get("guide", ()))
-    if not guide:
-        raise RuleError(f"{where}: cites no guide id")
+    rule_id, where, guide = parse_header(raw, source, "rule", _RULE_KEYS)
     sets = dict(raw.get("set", {}))
     explain = tuple(raw.get("explain", ()))
     warn = None
