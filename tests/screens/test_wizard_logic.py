@@ -208,9 +208,8 @@ def test_path_completion(tmp_path: Path) -> None:
 
 
 def test_facts_from_report_match_the_cli_adapter(workdir: Path, dataset: Path) -> None:
-    from tuilora.dataset.facts import dataset_facts
+    from tuilora.dataset.facts import dataset_facts, facts_from_report
     from tuilora.dataset.scan import scan_dataset
-    from tuilora.dataset.facts import facts_from_report
     from tuilora.screens.dataset_view import summary
 
     report = scan_dataset(str(dataset))

@@ -304,6 +304,11 @@ async def test_finish_saves_and_trains(
         config = workdir / "runs" / "aria" / "wizard.toml"
         assert fake_train.calls[0][-3:] == ["train", str(config), "--detach"]
         assert config.is_file()
+        from tuilora.screens.monitor import MonitorScreen
+
+        assert isinstance(app.screen, MonitorScreen)  # the run opens in the live monitor
+        await pilot.press("q")  # leaving the monitor returns to the finish step
+        await pilot.pause()
         result = text_of(app, "#finish-result")
         assert "Training started" in result and "tuilora watch" in result
         await pilot.press("ctrl+q")  # finished: no question

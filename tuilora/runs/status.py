@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tuilora.runs.events import read_events
+from tuilora.runs.events import parse_line, read_events
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,28 @@ def _read_pid(root: Path) -> int | None:
         return None
 
 
+TAIL_BYTES = 256 * 1024
+
+
+def _first_and_last_events(path: Path) -> list[dict[str, Any]]:
+    """The first events and those in the file's last 256 KB: enough for the status of a
+    100,000-step run without reading all of it (a listing or a stop loop reads it often)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return []
+    if size <= 2 * TAIL_BYTES:
+        return read_events(path)
+    with path.open("rb") as handle:
+        head = handle.read(TAIL_BYTES)
+        handle.seek(size - TAIL_BYTES)
+        tail = handle.read()
+    lines = head.split(b"\n")[:-1] + tail.split(b"\n")[1:]  # drop the cut lines
+    return [event for line in lines if (event := parse_line(line)) is not None]
+
+
 def run_status(root: Path) -> RunStatus:
-    events = read_events(root / "events.jsonl")
+    events = _first_and_last_events(root / "events.jsonl")
     start = next((e for e in events if e.get("type") == "start"), None)
     steps = [e for e in events if e.get("type") == "step"]
     end = next((e for e in reversed(events) if e.get("type") == "end"), None)

@@ -31,7 +31,7 @@ from tuilora.screens.hardware import HardwareScreen
 from tuilora.screens.memory import load_last, save_last
 from tuilora.screens.question_field import QuestionField
 from tuilora.screens.review import ReviewScreen
-from tuilora.screens.run_summary import RunScreen
+from tuilora.screens.run_summary import RunScreen, is_run_folder
 from tuilora.screens.state import Mode, WizardState
 from tuilora.screens.steps import next_step
 from tuilora.screens.styles import CSS as WIZARD_CSS
@@ -144,8 +144,13 @@ class WizardApp(App[int]):
         self.go_back()
 
     def open_run(self, path: str = "") -> None:
-        """Show a run directory (the monitor and the checklist screens hook in here)."""
-        self.push_screen(RunScreen(path))
+        """The live monitor of a run folder; without one, the screen that asks for it."""
+        if path and is_run_folder(Path(path)):
+            from tuilora.screens.monitor import MonitorScreen
+
+            self.push_screen(MonitorScreen(Path(path)))
+        else:
+            self.push_screen(RunScreen(path))
 
     # ------------------------------------------------------------------------------------
     # answers and advice

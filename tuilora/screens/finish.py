@@ -8,6 +8,7 @@ and ``tuilora watch RUN`` follows it.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -189,3 +190,7 @@ class FinishScreen(StepScreen):
             f"  {watch_command(root)}"
         )
         self.query_one("#open-run").display = True
+        # Straight into the live monitor (it waits for the first event); q comes back here.
+        from tuilora.screens.monitor import MonitorScreen
+
+        self.app.push_screen(MonitorScreen(Path(root)))

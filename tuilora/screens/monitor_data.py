@@ -32,6 +32,7 @@ class RunView:
     steps_per_epoch: int | None = None
     device: str | None = None
     optimizer: str | None = None
+    sampling: bool | None = None  # the config has sample prompts (None: no start event)
     resumed_from: int = 0
     loss: Series = field(default_factory=Series)
     loss_ema: Series = field(default_factory=Series)
@@ -97,8 +98,9 @@ def _on_start(view: RunView, event: dict[str, Any]) -> None:
     view.epochs = _int(event.get("epochs"))
     view.steps_per_epoch = _int(event.get("steps_per_epoch"))
     view.device = str(event["device"]) if event.get("device") else None
-    config = event.get("config") if isinstance(event.get("config"), dict) else {}
+    config = _dict(event.get("config"))
     view.optimizer = str(config.get("optimizer_type")) if config.get("optimizer_type") else None
+    view.sampling = bool(config.get("sample_prompts"))
     view.resumed_from = _int(event.get("resumed_from_step")) or 0
     view.end = None  # a resumed run goes on after its earlier end event
     if view.resumed_from:
@@ -119,10 +121,9 @@ def _on_step(view: RunView, event: dict[str, Any]) -> None:
         view.nan_steps += 1
     view.loss.append(step, _float(loss))
     view.loss_ema.append(step, _float(event.get("loss_ema")))
-    rates = event.get("lr_d") if isinstance(event.get("lr_d"), dict) else None
-    view.adaptive = view.adaptive or rates is not None
-    if rates is None:
-        rates = event.get("lr") if isinstance(event.get("lr"), dict) else {}
+    adaptive = isinstance(event.get("lr_d"), dict)
+    view.adaptive = view.adaptive or adaptive
+    rates = _dict(event.get("lr_d") if adaptive else event.get("lr"))
     for group, value in rates.items():
         view.lr.setdefault(str(group), Series()).append(step, _float(value))
     view.last_step = event
@@ -178,6 +179,10 @@ def _truncate(view: RunView, step: int) -> None:
 
 def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _float(value: Any) -> float | None:

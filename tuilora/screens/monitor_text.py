@@ -36,6 +36,8 @@ def duration(seconds: float | None) -> str:
         return "-"
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
+    if hours >= 48:
+        return f"{hours // 24} days"
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
@@ -157,22 +159,24 @@ def show_path(path: str, run_dir: Path) -> str:
 
 def files_lines(view: RunView, run_dir: Path) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
+    final = view.end.get("final") if view.end else None
+    if final:  # first: once there is a final LoRA it is what the user came for
+        text.append("final ", style="bold")
+        text.append(f"{Path(str(final)).name}  ")
     text.append("snapshots ", style="bold")
     if view.snapshots:
         newest = Path(view.snapshots[-1]).name
         text.append(f"{len(view.snapshots)}, newest {newest}")
     else:
         text.append("none yet")
-    final = view.end.get("final") if view.end else None
-    if final:
-        text.append("  final ", style="bold")
-        text.append(Path(str(final)).name)
     text.append("\n")
     text.append("sample ", style="bold")
     if view.samples:
         epoch = f"(epoch {view.sample_epoch}) " if view.sample_epoch is not None else ""
         more = f" (+{len(view.samples) - 1})" if len(view.samples) > 1 else ""
         text.append(f"{epoch}{show_path(view.samples[0], run_dir)}{more}")
+    elif view.sampling is False:
+        text.append("none: the config has no sample_prompts", style="dim")
     else:
         text.append("none yet")
     return text

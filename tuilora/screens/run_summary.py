@@ -1,8 +1,8 @@
 """Open a run: choose a run directory and see its config and progress.
 
-Until the live monitor exists this shows what the run's files say (``config.toml`` and
-``events.jsonl``) and the command that follows the run; ``WizardApp.open_run`` is the one
-entry point, so the monitor and the checklist can take over this screen's place later.
+It shows what the run's files say (``config.toml`` and ``events.jsonl``) and the command
+that follows the run; Enter again on a shown run opens the live monitor
+(``WizardApp.open_run``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ from tuilora.runs.rundir import RunDir
 from tuilora.screens.actions import watch_command
 from tuilora.screens.base import WizardScreen
 from tuilora.screens.path_input import PathSuggester
+
+
+def is_run_folder(root: Path) -> bool:
+    """A folder a trainer has started in (its events, or its pid before the first event)."""
+    return (root / "events.jsonl").exists() or (root / "pid").exists()
 
 
 def run_summary(root: Path) -> Text:
@@ -49,7 +54,7 @@ def run_summary(root: Path) -> Text:
         text.append(f"LoRA files: {', '.join(snapshots[-4:])}\n")
     text.append("\nFollow it: ", style="bold")
     text.append(watch_command(root) + "\n")
-    text.append("(the live monitor screen comes with `tuilora watch`)\n", style="dim")
+    text.append("Enter opens the live monitor.\n", style="dim")
     return text
 
 
@@ -111,7 +116,11 @@ class RunScreen(WizardScreen):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.path = event.value.strip()
+        path = event.value.strip()
+        if path and path == self.path and is_run_folder(Path(path)):
+            self.wizard.open_run(path)  # second Enter on a shown run: the live monitor
+            return
+        self.path = path
         self.action_reload()
 
     def action_reload(self) -> None:
