@@ -222,12 +222,19 @@ def train(
 @cli.command()
 @click.option("--out", default=None, metavar="DIR", help="keep everything in DIR")
 @click.option("--force", is_flag=True, help="reuse an --out folder that holds a demo run")
-@click.option("--no-progress", is_flag=True, help="no progress bar")
-def demo(out: str | None, force: bool, no_progress: bool) -> int:
+@click.option("--no-tui", is_flag=True, help="a progress bar instead of the live monitor")
+@click.option("--no-progress", is_flag=True, help="no progress bar either (scripts, CI)")
+def demo(out: str | None, force: bool, no_tui: bool, no_progress: bool) -> int:
     """Build a tiny model and dataset, get advice, train, and prove the LoRA loads."""
     from tuilora.engine.demo import run_demo
 
-    return run_demo(out, force=force, progress=not no_progress)
+    tui = not (no_tui or no_progress) and sys.stdin.isatty() and sys.stdout.isatty()
+    trainer = None
+    if tui:
+        from tuilora.screens.monitor_app import follow_training
+
+        trainer = follow_training
+    return run_demo(out, force=force, progress=not no_progress, trainer=trainer)
 
 
 @cli.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tuilora.advisor.answers import Answers
@@ -45,7 +46,15 @@ def demo_config_text(folder: Path) -> str:
     return render_text(rec, "toml", "tuilora demo: the advisor's config for a tiny model")
 
 
-def run_demo(out: str | None, *, force: bool = False, progress: bool = True) -> int:
+def run_demo(
+    out: str | None,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    trainer: Callable[[Path, Path], int] | None = None,
+) -> int:
+    """Make, advise, train, verify. ``trainer(config, run_dir)`` trains instead of the
+    in-process engine (the CLI passes the live monitor's child-process trainer)."""
     folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="tuilora-demo-"))
     if out and (folder / "runs" / "demo" / "events.jsonl").exists() and not force:
         raise UserError(f"{folder} already holds a demo run; pass --force or another --out")
@@ -62,9 +71,12 @@ def run_demo(out: str | None, *, force: bool = False, progress: bool = True) -> 
     config_path = folder / "demo.toml"
     write_atomic(config_path, demo_config_text(folder), overwrite=True)
     say("3/4 training ...")
-    from tuilora.engine.train import run_training
+    if trainer is not None:
+        code = trainer(config_path, folder / "runs" / "demo")
+    else:
+        from tuilora.engine.train import run_training
 
-    code = run_training(str(config_path), force=True, progress=progress)
+        code = run_training(str(config_path), force=True, progress=progress)
     if code != 0:
         return code
     say("4/4 loading the LoRA back into diffusers ...")

@@ -18,6 +18,9 @@ from textual.binding import Binding, BindingType
 
 from tuilora.screens.monitor import MonitorScreen
 
+#: How long a finished run stays on screen before `close_when_done` leaves.
+CLOSE_DELAY_S = 2.0
+
 
 class MonitorApp(App[int]):
     TITLE = "tuilora monitor"
@@ -26,21 +29,42 @@ class MonitorApp(App[int]):
         Binding("ctrl+c", "leave", "Leave", show=False, priority=True),
     ]
 
-    def __init__(self, run_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        close_when_done: bool = False,
+    ) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.monitor = MonitorScreen(self.run_dir, clock=clock)
+        self.close_when_done = close_when_done
+        self._done_since: float | None = None
 
     def on_mount(self) -> None:
         self.push_screen(self.monitor, lambda _: self.exit(0))
+        if self.close_when_done:
+            self.set_interval(0.5, self._close_if_done)
+
+    def _close_if_done(self) -> None:
+        """For `tuilora demo`: leave on our own a moment after the run has ended."""
+        if self.monitor.state in ("running", "waiting"):
+            return
+        now = time.monotonic()
+        if self._done_since is None:
+            self._done_since = now
+        elif now - self._done_since >= CLOSE_DELAY_S:
+            self.exit(0)
 
     def action_leave(self) -> None:
         self.exit(0)
 
 
-def run_monitor(run_dir: Path) -> int:
-    """Show the monitor on ``run_dir`` until the user leaves; 0 (leaving stops nothing)."""
-    app = MonitorApp(run_dir)
+def run_monitor(run_dir: Path, *, close_when_done: bool = False) -> int:
+    """Show the monitor on ``run_dir`` until the user leaves (or, with ``close_when_done``,
+    shortly after the run ends); 0 (leaving stops nothing)."""
+    app = MonitorApp(run_dir, close_when_done=close_when_done)
     app.run()
     if app.return_code:  # the app itself failed (its traceback is already printed)
         return app.return_code
@@ -52,3 +76,30 @@ def run_monitor(run_dir: Path) -> int:
             file=sys.stdout,
         )
     return 0
+
+
+def follow_training(config_path: Path, run_dir: Path) -> int:
+    """Train ``config_path`` in a child process and follow it here until it ends
+    (``tuilora demo``, DESIGN §6.7); the exit code of the training."""
+    import subprocess
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "train.log", "ab") as log:  # where a detached run logs, too
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tuilora",
+                "train",
+                str(config_path),
+                "--force",
+                "--no-progress",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        run_monitor(run_dir, close_when_done=True)
+        if child.poll() is None:
+            print("waiting for the training to finish ...", file=sys.stderr, flush=True)
+        return child.wait()
