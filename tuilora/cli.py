@@ -302,6 +302,34 @@ def stop(run: str, wait: str) -> int:
     return stop_run(resolve_run(run), wait_s=float(_int_option("--wait", wait, 1)))
 
 
+@cli.command()
+@click.argument("run")
+@click.option("--grid", default="both", show_default=True, help="epoch-strength | unet-te | both")
+@click.option(
+    "--prompt",
+    default=None,
+    metavar="TEXT",
+    help='sd-scripts syntax, e.g. "mychar, park --n lowres --s 24" (default: the run\'s first'
+    " sample prompt, else the first caption)",
+)
+@click.option("--seed", default=None, help="one seed for every cell (default: --d, else 0)")
+@click.option("--steps", default=None, help="sampling steps (default: --s, else 30)")
+@click.option("--sampler", default=None, help="sd-scripts sampler name (default: the run's)")
+@click.option("--strengths", default=None, help="epoch-strength columns (default 0.5,0.75,1.0)")
+@click.option("--unet-strengths", default=None, help="unet-te columns (default 0,0.5,1,1.5)")
+@click.option("--te-strengths", default=None, help="unet-te rows (default 0,0.5,1,1.5)")
+@click.option(
+    "--snapshot", default=None, metavar="FILE", help="LoRA for unet-te (default: the final)"
+)
+@click.option("--model", default=None, metavar="PATH", help="the base model, if it moved")
+@click.option("--allow-pickle", is_flag=True, help="allow a .ckpt base model")
+def sample(**options: Any) -> int:
+    """XY grids of a run: epoch x strength and Unet x TE strength (G-TEST)."""
+    from tuilora.engine.cli_sample import run_sample
+
+    return run_sample(options)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: exit 0 ok, 1 failure during work, 2 user error (one line)."""
     args = list(sys.argv[1:] if argv is None else argv)

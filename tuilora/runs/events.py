@@ -7,7 +7,7 @@ Every event has ``t`` (unix time) and ``type``. The types and their fields:
 - ``step``: step, epoch, loss, loss_ema, lr (dict group -> lr), lr_d (dict group -> lr x d,
   adaptive optimizers only, else absent), samples_per_s, vram_gb (None on CPU), eta_s
 - ``epoch_end``: epoch, step, loss_mean, snapshot (path or None)
-- ``sample``: epoch, step, images (list of paths)
+- ``sample``: epoch, step, images (list of paths), seeds (the seed of each image)
 - ``warning`` / ``error``: message, plus an optional ``id``
 - ``end``: status (finished / stopped / diverged / oom / crashed), step, final (path or None),
   message
