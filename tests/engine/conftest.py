@@ -26,6 +26,24 @@ def tiny_v_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sdxl_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tuilora.engine.tiny import build_tiny_sdxl_pipeline
+
+    return build_tiny_sdxl_pipeline(tmp_path_factory.mktemp("sdxl") / "tiny-sdxl")
+
+
+@pytest.fixture()
+def fresh_accelerator_state() -> Any:
+    """For a test that trains in bf16: accelerate keeps the first mixed precision of a
+    process for good, so it is cleared before the test and again after it."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
+@pytest.fixture(scope="session")
 def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tuilora.engine.tiny import build_shapes_dataset
 
@@ -74,3 +92,29 @@ def _tiny_config(model: Path, data: Path, out: Path, **changes: Any) -> Any:
     }
     values.update(changes)
     return TrainingConfig.from_dict(values)
+
+
+@pytest.fixture(scope="session")
+def sampled_run(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, shapes: Path) -> Path:
+    """A finished two-epoch run (``t-000001`` and ``t``) with a sample prompt file, trained
+    once per session for the grid tests."""
+    import tomli_w
+
+    from tuilora.config import to_toml_dict
+    from tuilora.engine.train import run_training
+
+    folder = tmp_path_factory.mktemp("sampled")
+    prompts = folder / "prompts.txt"
+    prompts.write_text("tuidemo, red circle --n blurry --s 3 --d 11\n", encoding="utf-8")
+    config = _tiny_config(
+        tiny_model,
+        shapes,
+        folder / "run",
+        sample_prompts=str(prompts),
+        unet_lr=1e-2,
+        text_encoder_lr=1e-2,
+    )
+    path = folder / "config.toml"
+    path.write_text(tomli_w.dumps(to_toml_dict(config)), encoding="utf-8")
+    assert run_training(str(path), progress=False) == 0
+    return folder / "run"

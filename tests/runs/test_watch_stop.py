@@ -187,8 +187,9 @@ def test_stop_saves_and_ends_a_live_run(tmp_path: Path) -> None:
 
 def test_status_of_a_long_run_reads_its_head_and_tail(tmp_path: Path) -> None:
     many = steps(6000)  # well over the 2 x 256 KB read whole
-    run = write_events(tmp_path / "r", [START, *many, {"type": "end", "status": "finished",
-                                                        "final": None}])
+    run = write_events(
+        tmp_path / "r", [START, *many, {"type": "end", "status": "finished", "final": None}]
+    )
     assert (run / "events.jsonl").stat().st_size > 1_000_000
     status = run_status(run)
     assert (status.state, status.step, status.total_steps) == ("finished", 6000, 4)

@@ -34,6 +34,8 @@ class TrainItem:
     is_reg: bool
     bucket: tuple[int, int]
     resized: tuple[int, int]
+    #: The image's own (width, height): SDXL's size conditioning needs it.
+    original: tuple[int, int] = (0, 0)
     latents: torch.Tensor | None = field(default=None, repr=False)
     latents_flipped: torch.Tensor | None = field(default=None, repr=False)
 
@@ -95,7 +97,11 @@ def _items_in(root: str, is_reg: bool, config: TrainingConfig, plan: BucketPlan)
                 continue  # the dataset check reports unreadable images; training skips them
             choice = plan.choose(width, height)
             for _ in range(folder.repeats):
-                items.append(TrainItem(path, caption, is_reg, choice.reso, choice.resized_size))
+                items.append(
+                    TrainItem(
+                        path, caption, is_reg, choice.reso, choice.resized_size, (width, height)
+                    )
+                )
     return items
 
 

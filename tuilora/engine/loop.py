@@ -18,16 +18,17 @@ from typing import Any
 
 import torch
 
-from tuilora.config import TrainingConfig, parse_key_value
+from tuilora.config import TrainingConfig
 from tuilora.engine import data, distributed, metadata, optim
 from tuilora.engine import loss as losses
 from tuilora.engine.models import BaseModel, load_base_model
-from tuilora.engine.naming import ModelNaming
-from tuilora.engine.network import LoRANetwork
+from tuilora.engine.network import NetworkBase, build_network
 from tuilora.engine.progress import Progress
+from tuilora.engine.sample import TrainingSampler
 from tuilora.engine.save import save_lora
+from tuilora.engine.sdxl import unet_kwargs
 from tuilora.engine.state import Counters, LoadedState, load_state, save_state
-from tuilora.engine.text import encode, tokenize
+from tuilora.engine.text import TextEncoding, check_text_cache
 from tuilora.errors import UserError
 from tuilora.runs.events import EventWriter
 from tuilora.runs.rundir import RunDir
@@ -44,6 +45,7 @@ OOM_ADVICE = (
     " AdaFactor instead of an adaptive optimizer, cache_latents on, or a lower resolution."
 )
 EMA_SMOOTHING = 0.1
+SDXL_CLIP_SKIP_NOTICE = "clip_skip does not apply to SDXL (as in sd-scripts): ignored"
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -54,7 +56,7 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 @dataclass
 class Built:
     model: BaseModel
-    network: LoRANetwork
+    network: NetworkBase
     items: list[data.TrainItem]
     optimizer: Any
     scheduler: Any
@@ -65,6 +67,7 @@ class Built:
     train_text_encoder: bool
     weight_dtype: torch.dtype
     notices: list[str] = field(default_factory=list)
+    text: TextEncoding | None = None
 
 
 class Trainer:
@@ -87,7 +90,11 @@ class Trainer:
         self.stop_requested = False
         self.seed = config.seed if config.seed is not None else 0
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
 
+        # accelerate keeps the first run's precision for the whole process; a second run in
+        # the same process (tests, a future in-process UI) must start from a clean state.
+        AcceleratorState._reset_state()
         # Accumulation is done by the loop itself (one optimizer step per group of batches);
         # cpu=True on a machine without CUDA lets `accelerate launch` run gloo processes.
         self.accelerator = Accelerator(
@@ -148,21 +155,14 @@ class Trainer:
         )
         if not (train_te or train_unet):
             raise UserError("nothing to train: both the UNet and the text encoder are switched off")
-        conv_rank, conv_alpha = _conv_args(config.network_args)
-        if config.network_module != "networks.lora":
-            raise UserError(
-                f"network_module {config.network_module}: this engine trains networks.lora"
-                " (LierLa, and C3Lier with conv_dim); LyCORIS types come with the next release"
-            )
-        network = LoRANetwork(
-            model.unet if train_unet else None,
-            model.text_encoders if train_te else [],
-            ModelNaming(text_encoder_count=len(model.text_encoders)),
-            rank=config.network_dim,
-            alpha=config.network_alpha,
-            conv_rank=conv_rank,
-            conv_alpha=conv_alpha,
-            dropout=config.network_dropout,
+        check_text_cache(config, train_te)
+        network = build_network(
+            config,
+            model.unet,
+            model.text_encoders,
+            model.family,
+            train_unet=train_unet,
+            train_text_encoder=train_te,
         )
         network.to(self.device, dtype=torch.float32)  # LoRA weights train in fp32
         network.apply_to()
@@ -221,6 +221,16 @@ class Trainer:
         scheduler = optim.build_scheduler(config, optimizer, total_steps)
         optimizer = self.accelerator.prepare(optimizer)
         notices = [self._cpu_notice] if self._cpu_notice else []
+        if model.family == "sdxl" and config.clip_skip and config.clip_skip > 1:
+            notices.append(SDXL_CLIP_SKIP_NOTICE)
+        text = TextEncoding(
+            model.family,
+            model.tokenizers,
+            model.text_encoders,
+            max_token_length=config.max_token_length,
+            clip_skip=config.clip_skip,
+            cache=config.cache_text_encoder_outputs,
+        )
         return Built(
             model,
             network,
@@ -234,9 +244,10 @@ class Trainer:
             train_te,
             weight_dtype,
             notices,
+            text=text,
         )
 
-    def _load_network_weights(self, network: LoRANetwork, path: str) -> None:
+    def _load_network_weights(self, network: NetworkBase, path: str) -> None:
         from safetensors.torch import load_file
 
         try:
@@ -284,7 +295,11 @@ class Trainer:
             images=len(built.items),
         )
         for notice in built.notices:
-            self._emit("warning", message=notice, id="cpu-precision")
+            notice_id = "sdxl-clip-skip" if notice == SDXL_CLIP_SKIP_NOTICE else "cpu-precision"
+            self._emit("warning", message=notice, id=notice_id)
+        self.sampler = TrainingSampler.for_trainer(
+            self.config, self.run_dir, built, self.accelerator, self._emit
+        )
         progress = Progress(
             built.total_steps, counters.step, enabled=self.show_progress and self.main
         )
@@ -334,6 +349,7 @@ class Trainer:
                 self._report_step(built, counters, epoch, value, last_times, progress)
                 if distributed.any_across(self.accelerator, self.stop_requested):
                     return self._stopped(built, counters)
+                self.sampler.after_step(counters.step, epoch + 1)
                 if counters.step >= built.total_steps:
                     break
             counters.epoch += 1
@@ -357,13 +373,12 @@ class Trainer:
                 loss_mean=mean,
                 snapshot=str(snapshot) if snapshot else None,
             )
+            self.sampler.after_epoch(counters.epoch, counters.step)
         final = self._save(built, self.run_dir.final, counters)
         self._emit("end", status="finished", step=counters.step, final=str(final), message="")
         return "finished"
 
-    def _update(
-        self, built: Built, group: list[list[data.Entry]], step: int, epoch: int
-    ) -> float:
+    def _update(self, built: Built, group: list[list[data.Entry]], step: int, epoch: int) -> float:
         """One optimizer step over ``group`` (gradient_accumulation_steps batches); the mean
         loss over all processes, or NaN/inf without touching the weights."""
         total = 0.0
@@ -386,7 +401,12 @@ class Trainer:
         return mean
 
     def _step(
-        self, built: Built, batch: list[data.Entry], step: int, epoch: int, micro: int = 0,
+        self,
+        built: Built,
+        batch: list[data.Entry],
+        step: int,
+        epoch: int,
+        micro: int = 0,
         micro_count: int = 1,
     ) -> float:
         """Forward and backward of one batch (gradients accumulate); returns its loss."""
@@ -405,9 +425,10 @@ class Trainer:
             [config.prior_loss_weight if item.is_reg else 1.0 for item in items],
             device=self.device,
         )
-        with torch.set_grad_enabled(built.train_text_encoder):
-            ids = tokenize(model.tokenizers[0], captions, config.max_token_length)
-            states = encode(model.text_encoders[0], ids, config.clip_skip)
+        assert built.text is not None
+        # Under autocast as sd-scripts: LyCORIS modules in a half-precision encoder need it.
+        with torch.set_grad_enabled(built.train_text_encoder), self.accelerator.autocast():
+            text = built.text(captions)
         noise = losses.sample_noise(latents, generator, config.noise_offset)
         timesteps = losses.sample_timesteps(
             len(items), model.noise_scheduler, generator, self.device
@@ -415,7 +436,10 @@ class Trainer:
         noisy = model.noise_scheduler.add_noise(latents, noise, timesteps)
         with self.accelerator.autocast():
             prediction = model.unet(
-                noisy.to(built.weight_dtype), timesteps, states.to(built.weight_dtype)
+                noisy.to(built.weight_dtype),
+                timesteps,
+                text.states.to(built.weight_dtype),
+                **unet_kwargs(text, items, batch, self.device, built.weight_dtype),
             ).sample
         target = losses.target_for(
             model.noise_scheduler, latents, noise, timesteps, model.v_prediction
@@ -583,13 +607,6 @@ class Trainer:
     def _restore_signals(self, previous: dict[int, Any]) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _conv_args(network_args: list[str]) -> tuple[int | None, float | None]:
-    values = dict(parse_key_value(entry, "network_args") for entry in network_args)
-    conv_dim = int(values["conv_dim"]) if "conv_dim" in values else None
-    conv_alpha = float(values["conv_alpha"]) if "conv_alpha" in values else None
-    return conv_dim, conv_alpha
 
 
 def _versions() -> dict[str, str]:

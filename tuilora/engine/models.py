@@ -102,7 +102,13 @@ def _from_single_file(path: Path, model_config: str | None, allow_pickle: bool) 
             " to a diffusers folder of the same architecture (e.g. one saved with"
             " save_pretrained)"
         )
+    if not (Path(model_config) / "model_index.json").is_file():
+        raise UserError(
+            f"model_config {model_config}: not a diffusers model folder (no model_index.json);"
+            " give a folder of the same architecture saved with save_pretrained"
+        )
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
 
     index = _read_json(Path(model_config) / "model_index.json")
     pipeline_class = (
@@ -112,8 +118,14 @@ def _from_single_file(path: Path, model_config: str | None, allow_pickle: bool) 
         pipeline = pipeline_class.from_single_file(
             str(path), config=str(model_config), local_files_only=True
         )
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{path}: cannot load as a Stable Diffusion checkpoint ({exc})") from None
+    except (OSError, ValueError, KeyError, SingleFileComponentError) as exc:
+        # A missing key or a shape mismatch usually means the file and model_config are
+        # different architectures; diffusers' messages run over several lines, keep the first.
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(
+            f"{path}: cannot load as a Stable Diffusion checkpoint with the configs of"
+            f" model_config {model_config} ({reason})"
+        ) from None
     tokenizers = [pipeline.tokenizer]
     encoders = [pipeline.text_encoder]
     if getattr(pipeline, "text_encoder_2", None) is not None:

@@ -5,6 +5,10 @@ frozen and untouched) and adds ``lora_up(lora_down(x)) * multiplier * alpha / ra
 network's ``state_dict`` is exactly the file sd-scripts writes:
 ``lora_unet_..._proj_in.lora_down.weight``, ``.lora_up.weight``, ``.alpha``.
 
+``NetworkBase`` is what the training loop sees; ``build_network`` picks the implementation
+from ``network_module``: this file's ``LoRANetwork`` for ``networks.lora``, the LyCORIS
+adapter (``network_lycoris.py``) for ``lycoris.kohya``.
+
 Targets (sd-scripts ``networks/lora.py``): inside UNet ``Transformer2DModel`` blocks every
 Linear and 1x1 Conv2d; with ``conv_dim`` also every Conv2d inside ``ResnetBlock2D``,
 ``Downsample2D`` and ``Upsample2D`` (3x3 convs, C3Lier); inside the text encoder's
@@ -14,14 +18,17 @@ Linear and 1x1 Conv2d; with ``conv_dim`` also every Conv2d inside ``ResnetBlock2
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from abc import abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from tuilora.engine.naming import ModelNaming
+from tuilora.config import TrainingConfig, parse_key_value
+from tuilora.engine.naming import ModelNaming, naming_for
+from tuilora.errors import UserError
 
 UNET_TARGETS = ("Transformer2DModel",)
 UNET_CONV_TARGETS = ("ResnetBlock2D", "Downsample2D", "Upsample2D")
@@ -114,7 +121,50 @@ def find_targets(
                 yield full, child
 
 
-class LoRANetwork(nn.Module):
+class NetworkBase(nn.Module):
+    """The interface the training loop uses, whatever the network type.
+
+    ``state_dict()`` (resume state) and ``kohya_state_dict()`` (the file) may differ in
+    their key prefixes; each round-trips through its own loader.
+    """
+
+    @abstractmethod
+    def modules_by_name(self) -> Mapping[str, nn.Module]: ...
+
+    @abstractmethod
+    def counts(self) -> TargetCounts: ...
+
+    @abstractmethod
+    def apply_to(self) -> None: ...
+
+    @abstractmethod
+    def remove(self) -> None: ...
+
+    @abstractmethod
+    def set_multiplier(self, value: float) -> None: ...
+
+    @abstractmethod
+    def kohya_state_dict(self) -> dict[str, torch.Tensor]: ...
+
+    @abstractmethod
+    def load_kohya_state_dict(self, weights: dict[str, torch.Tensor]) -> list[str]: ...
+
+    @abstractmethod
+    def param_groups(
+        self,
+        unet_lr: float | None,
+        text_encoder_lr: float | None,
+        default_lr: float,
+        *,
+        train_unet: bool = True,
+        train_text_encoder: bool = True,
+    ) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def apply_max_norm(self, max_norm: float) -> tuple[int, float]: ...
+
+
+class LoRANetwork(NetworkBase):
     """All LoRA modules of one model, keyed by their sd-scripts names."""
 
     def __init__(
@@ -132,6 +182,7 @@ class LoRANetwork(nn.Module):
         super().__init__()
         self.unet_loras = nn.ModuleDict()
         self.te_loras = nn.ModuleDict()
+        self._te_counts: list[int] = []
         if unet is not None:
             targets = UNET_TARGETS + (UNET_CONV_TARGETS if conv_rank else ())
             for path, module in find_targets(unet, targets, conv3x3=bool(conv_rank)):
@@ -141,9 +192,11 @@ class LoRANetwork(nn.Module):
                 name = naming.unet_name(path)
                 self.unet_loras[name] = LoRAModule(name, module, module_rank, module_alpha, dropout)
         for index, encoder in enumerate(text_encoders):
+            before = len(self.te_loras)
             for path, module in find_targets(encoder, TEXT_ENCODER_TARGETS, conv3x3=False):
                 name = naming.text_encoder_name(index, path, encoder)
                 self.te_loras[name] = LoRAModule(name, module, rank, alpha, dropout)
+            self._te_counts.append(len(self.te_loras) - before)
 
     def modules_by_name(self) -> dict[str, LoRAModule]:
         out: dict[str, LoRAModule] = {}
@@ -154,7 +207,7 @@ class LoRANetwork(nn.Module):
         return out
 
     def counts(self) -> TargetCounts:
-        return TargetCounts(unet=len(self.unet_loras), text_encoders=(len(self.te_loras),))
+        return TargetCounts(unet=len(self.unet_loras), text_encoders=tuple(self._te_counts))
 
     def apply_to(self) -> None:
         for module in self.modules_by_name().values():
@@ -245,3 +298,51 @@ class LoRANetwork(nn.Module):
                 module.lora_up.weight.mul_(ratio)
                 scaled += 1
         return scaled, largest
+
+
+def network_args(config: TrainingConfig) -> dict[str, str]:
+    """``network_args`` as sd-scripts passes them to a network module: ``{key: "value"}``."""
+    return dict(parse_key_value(entry, "network_args") for entry in config.network_args)
+
+
+def build_network(
+    config: TrainingConfig,
+    unet: nn.Module,
+    text_encoders: Sequence[nn.Module],
+    family: str,
+    *,
+    train_unet: bool,
+    train_text_encoder: bool,
+) -> NetworkBase:
+    """The network ``network_module`` names, over the parts being trained."""
+    naming = naming_for(family, unet, len(text_encoders))
+    args = network_args(config)
+    if config.network_module == "lycoris.kohya":
+        from tuilora.engine.network_lycoris import LycorisAdapter
+
+        return LycorisAdapter(
+            unet,
+            text_encoders,
+            naming,
+            rank=config.network_dim,
+            alpha=config.network_alpha,
+            args=args,
+            dropout=config.network_dropout,
+            train_unet=train_unet,
+            train_text_encoder=train_text_encoder,
+        )
+    if config.network_module != "networks.lora":
+        raise UserError(
+            f"network_module {config.network_module}: tuilora trains networks.lora (LoRA"
+            " LierLa, C3Lier with conv_dim) and lycoris.kohya (algo=locon, loha, lokr, ia3)"
+        )
+    return LoRANetwork(
+        unet if train_unet else None,
+        text_encoders if train_text_encoder else [],
+        naming,
+        rank=config.network_dim,
+        alpha=config.network_alpha,
+        conv_rank=int(args["conv_dim"]) if "conv_dim" in args else None,
+        conv_alpha=float(args["conv_alpha"]) if "conv_alpha" in args else None,
+        dropout=config.network_dropout,
+    )

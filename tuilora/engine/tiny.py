@@ -1,4 +1,5 @@
-"""Tiny Stable-Diffusion-shaped models and a synthetic dataset, built in-process.
+"""Tiny Stable-Diffusion-shaped models (SD1.5 and SDXL) and a synthetic dataset, built
+in-process.
 
 The demo and the tests train these: the real SD1.5 layout (cross-attention down/up blocks,
 1x1 ``proj_in``/``proj_out``, a CLIP text encoder, a KL VAE) at a size that trains on two CPU
@@ -38,11 +39,12 @@ def _bytes_to_unicode() -> list[str]:
     return [chr(c) for c in chars]
 
 
-def write_tokenizer(folder: Path) -> int:
+def write_tokenizer(folder: Path, *, pad_token: str = SPECIAL_TOKENS[1]) -> int:
     """A CLIP tokenizer folder (vocab.json + merges.txt) with a byte-level vocabulary.
 
     Every byte is a token, alone and word-final (``x</w>``), plus a few merges for the demo's
     words; every merge joins tokens that exist, as CLIPTokenizer requires. Returns the size.
+    SDXL's second tokenizer pads with ``!`` (id 0), not EOS: ``pad_token="!"``.
     """
     folder.mkdir(parents=True, exist_ok=True)
     symbols = _bytes_to_unicode()
@@ -68,7 +70,7 @@ def write_tokenizer(folder: Path) -> int:
         "model_max_length": CLIP_MAX_POSITIONS,
         "bos_token": SPECIAL_TOKENS[0],
         "eos_token": SPECIAL_TOKENS[1],
-        "pad_token": SPECIAL_TOKENS[1],
+        "pad_token": pad_token,
         "unk_token": SPECIAL_TOKENS[1],
         "tokenizer_class": "CLIPTokenizer",
     }
@@ -146,6 +148,108 @@ def build_tiny_pipeline(folder: str | Path, *, seed: int = 0, v_prediction: bool
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
+    )
+    pipeline.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def _text_config(tokenizer: Any, vocab_size: int, **changes: Any) -> Any:
+    from transformers import CLIPTextConfig
+
+    values: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": CLIP_MAX_POSITIONS,
+        "projection_dim": 32,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    values.update(changes)
+    return CLIPTextConfig(**values)
+
+
+def build_tiny_sdxl_pipeline(folder: str | Path, *, seed: int = 0) -> Path:
+    """Write a tiny SDXL-shaped diffusers pipeline folder and return its path.
+
+    SDXL's layout at toy size: a first level without attention, linear ``proj_in``, two
+    transformer layers in the cross-attention level, two text encoders (the second with a
+    projection, GELU as OpenCLIP, padding with ``!``) whose widths add up to the
+    cross-attention width, and ``text_time`` added conditioning (pooled text + six size
+    numbers). The VAE is the SD1 tiny one with SDXL's scaling factor.
+    """
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab_size = write_tokenizer(folder / "tokenizer")
+    write_tokenizer(folder / "tokenizer_2", pad_token="!")
+    tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
+    tokenizer_2 = CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"))
+    torch.manual_seed(seed)
+    time_embed_dim = 8
+    projection_dim = 32
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 2),
+        attention_head_dim=(4, 8),
+        cross_attention_dim=64,  # TE1 width 32 + TE2 width 32
+        norm_num_groups=16,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embed_dim,
+        projection_class_embeddings_input_dim=projection_dim + 6 * time_embed_dim,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(16, 32),
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=64,
+        scaling_factor=0.13025,
+    )
+    text_encoder = CLIPTextModel(_text_config(tokenizer, vocab_size))
+    text_encoder_2 = CLIPTextModelWithProjection(
+        _text_config(tokenizer_2, vocab_size, hidden_act="gelu", projection_dim=projection_dim)
+    )
+    scheduler = EulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        prediction_type="epsilon",
+        timestep_spacing="leading",
+        steps_offset=1,
+    )
+    pipeline: Any = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=scheduler,
+        force_zeros_for_empty_prompt=True,
+        add_watermarker=False,
     )
     pipeline.save_pretrained(str(folder), safe_serialization=True)
     return folder

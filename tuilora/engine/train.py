@@ -123,7 +123,7 @@ def quiet_libraries() -> None:
     the libraries themselves; tuilora's own events and log say what matters."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    for name in ("bitsandbytes", "lycoris", "diffusers", "transformers", "accelerate", "torch"):
+    for name in ("bitsandbytes", "LyCORIS", "diffusers", "transformers", "accelerate", "torch"):
         logging.getLogger(name).setLevel(logging.ERROR)
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging

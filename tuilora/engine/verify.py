@@ -47,11 +47,13 @@ class _Collect(logging.Handler):
 
 
 def count_file_modules(path: Path) -> int:
+    """Modules in the file: distinct names before the first dot (``NAME.lora_down.weight``,
+    ``NAME.alpha``; LyCORIS' ``NAME.hada_w1_a`` likewise)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
         keys = handle.keys()  # safe_open is not a mapping: keys() is its listing
-    return sum(1 for key in keys if key.endswith(".lora_down.weight"))
+    return len({key.split(".", 1)[0] for key in keys})
 
 
 def injected_layers(module: torch.nn.Module) -> int:
@@ -65,13 +67,20 @@ def injected_layers(module: torch.nn.Module) -> int:
 
 
 def verify_lora(model_dir: Path, lora_path: Path, *, prompt: str, size: int = 64) -> VerifyReport:
-    from diffusers import StableDiffusionPipeline
+    """Load ``lora_path`` into the pipeline at ``model_dir`` (SD1/SD2 or SDXL, read from its
+    ``model_index.json``) and report what was injected, per component."""
+    import json
+
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
-    pipeline: Any = StableDiffusionPipeline.from_pretrained(str(model_dir))
+    index = json.loads((Path(model_dir) / "model_index.json").read_text(encoding="utf-8"))
+    sdxl = "text_encoder_2" in index
+    pipeline_class = StableDiffusionXLPipeline if sdxl else StableDiffusionPipeline
+    pipeline: Any = pipeline_class.from_pretrained(str(model_dir))
     pipeline.set_progress_bar_config(disable=True)
     collector = _Collect()
     loggers = [logging.getLogger(name) for name in ("diffusers", "peft", "transformers")]
@@ -84,12 +93,15 @@ def verify_lora(model_dir: Path, lora_path: Path, *, prompt: str, size: int = 64
         )
     for logger in loggers:
         logger.removeHandler(collector)
+    injected = {
+        "unet": injected_layers(pipeline.unet),
+        "text_encoder": injected_layers(pipeline.text_encoder),
+    }
+    if sdxl:
+        injected["text_encoder_2"] = injected_layers(pipeline.text_encoder_2)
     report = VerifyReport(
         file_modules=count_file_modules(lora_path),
-        injected={
-            "unet": injected_layers(pipeline.unet),
-            "text_encoder": injected_layers(pipeline.text_encoder),
-        },
+        injected=injected,
         warnings=collector.messages + [str(w.message) for w in caught if _relevant(w)],
     )
     images = []
