@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tuilora.advisor.answers import QUESTIONS, Answers, parse_number
-from tuilora.advisor.export import FORMATS, command_header, render_text
+from tuilora.advisor.export import FORMATS, argv_without, command_header, render_text
 from tuilora.advisor.hardware import detect_vram_gb
 from tuilora.advisor.recommend import DatasetFacts, Recommendation, recommend
 from tuilora.errors import UserError
@@ -141,30 +141,19 @@ def run(options: Mapping[str, Any], argv: Sequence[str]) -> int:
         else:
             print_renderable(recommendation_table(rec))
         return 0
-    text = render_text(rec, fmt, command_header(["advise", *_strip_output(argv)]))
+    text = render_text(
+        rec,
+        fmt,
+        command_header(
+            ["advise", *argv_without(argv, options=("--output", "-o"), drop=("--force", "advise"))]
+        ),
+    )
     if output:
         write_atomic(output, text, overwrite=bool(options.get("force")))
         print(f"wrote {output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _strip_output(argv: Sequence[str]) -> list[str]:
-    """The command as typed, without the advise word itself and without --output/--force."""
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg in ("--output", "-o"):
-            skip = True
-            continue
-        if arg.startswith("--output=") or arg == "--force" or arg == "advise":
-            continue
-        out.append(arg)
-    return out
 
 
 def _plain(renderable: Any) -> str:

@@ -16,6 +16,7 @@ from tuilora.advisor.diagnose import STRENGTHS, Observations
 from tuilora.advisor.diagnose_history import history, render_history
 from tuilora.advisor.diagnose_inputs import load_input, run_diagnosis
 from tuilora.advisor.diagnose_output import header_for, to_json_text, write_next
+from tuilora.advisor.export import argv_without
 from tuilora.errors import UserError
 
 FORMATS: Final = ("table", "json")
@@ -86,7 +87,7 @@ def run(options: Mapping[str, Any], argv: Sequence[str] = ()) -> int:
             source,
             str(target),
             force=bool(options.get("force")),
-            header=header_for(["diagnose", *_strip_write(argv)], source),
+            header=header_for(["diagnose", *_typed(argv)], source),
         )
         print(f"wrote {written.config}", file=sys.stderr)
         if written.lineage is not None:
@@ -101,17 +102,6 @@ def history_run(options: Mapping[str, Any]) -> int:
     return 0
 
 
-def _strip_write(argv: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg == "--write":
-            skip = True
-            continue
-        if arg.startswith("--write=") or arg in ("--force", "diagnose"):
-            continue
-        out.append(arg)
-    return out
+def _typed(argv: Sequence[str]) -> list[str]:
+    """The command as typed, for the written file's header (without --write/--force)."""
+    return argv_without(argv, options=("--write",), drop=("--force", "diagnose"))

@@ -13,20 +13,14 @@ from rich.table import Table
 from rich.text import Text
 
 from tuilora.advisor.diagnose import Change, Diagnosis
+from tuilora.advisor.render import format_value
 
 _STYLE: Final = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def value_text(value: Any) -> str:
-    if value is None:
-        return "(unset)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value) if value else "(none)"
-    return str(value)
+    """A config value as the advice table shows it; a missing one says so."""
+    return "(unset)" if value is None else format_value(value)
 
 
 def change_values(name: str, change: Change) -> tuple[str, str]:

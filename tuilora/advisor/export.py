@@ -172,3 +172,24 @@ def command_header(argv: Iterable[str], extra: Mapping[str, str] | None = None) 
     for key, value in (extra or {}).items():
         lines.append(f"{key}: {value}")
     return "\n".join(lines)
+
+
+def argv_without(
+    argv: Iterable[str], *, options: Iterable[str], drop: Iterable[str] = ()
+) -> list[str]:
+    """The command as typed, for a file's header: without the output options (and their
+    values, as ``--opt V`` or ``--opt=V``) and without the words in ``drop``."""
+    with_value = set(options)
+    dropped = set(drop)
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in with_value:
+            skip = True
+        elif arg.split("=", 1)[0] in with_value or arg in dropped:
+            continue
+        else:
+            out.append(arg)
+    return out
