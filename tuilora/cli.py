@@ -323,6 +323,7 @@ def stop(run: str, wait: str) -> int:
 )
 @click.option("--model", default=None, metavar="PATH", help="the base model, if it moved")
 @click.option("--allow-pickle", is_flag=True, help="allow a .ckpt base model")
+@click.option("--no-show", is_flag=True, help="only print the grids' paths")
 def sample(**options: Any) -> int:
     """XY grids of a run: epoch x strength and Unet x TE strength (G-TEST)."""
     from tuilora.engine.cli_sample import run_sample

@@ -182,7 +182,22 @@ def run_sample(options: Mapping[str, Any]) -> int:
         written.append(save_grid(grid, folder, f"{snapshot.stem}_unet-te"))
     for path in written:
         print(path)
+    if sys.stdout.isatty() and not options.get("no_show"):
+        show_in_terminal(written)
     return 0
+
+
+def show_in_terminal(paths: list[Path]) -> None:
+    """Draw the grids in the terminal (Sixel / Kitty graphics where the terminal has them,
+    half-block characters elsewhere); the paths above stay the record."""
+    try:
+        from rich.console import Console
+        from textual_image.renderable import Image as TerminalImage
+    except ImportError:  # the optional package is missing: the paths are enough
+        return
+    console = Console()
+    for path in paths:
+        console.print(TerminalImage(str(path), width=min(console.width, 100)))
 
 
 def grid_job(
