@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -220,3 +221,47 @@ def test_run_monitor_returns_0_and_says_how_to_come_back(
     monkeypatch.setattr(MonitorApp, "run", run_headless)
     assert monitor_app.run_monitor(run) == 0
     assert f"tuilora watch {run}" in capsys.readouterr().out
+
+
+def test_i_shows_the_latest_sample_image(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tuilora.screens.monitor import SampleView
+
+    run = make_run(tmp_path, "healthy")
+    picture = run / "samples" / "aria_e000001_00.png"
+    picture.parent.mkdir()
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(picture)
+    with (run / "events.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(
+            json.dumps(
+                {"t": 1e9, "type": "sample", "epoch": 1, "step": 10, "images": [str(picture)]}
+            )
+            + "\n"
+        )
+
+    async def scenario() -> None:
+        async with MonitorApp(run).run_test(size=(80, 24)) as pilot:
+            screen = await settle(pilot)
+            await pilot.press("i")
+            await pilot.pause()
+            assert isinstance(pilot.app.screen, SampleView)
+            assert pilot.app.screen.path == picture
+            await pilot.press("escape")
+            await pilot.pause()
+            assert pilot.app.screen is screen
+
+    asyncio.run(scenario())
+
+
+def test_i_without_samples_says_so(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "healthy")
+
+    async def scenario() -> None:
+        async with MonitorApp(run).run_test(size=(80, 24)) as pilot:
+            screen = await settle(pilot)
+            await pilot.press("i")
+            await pilot.pause()
+            assert pilot.app.screen is screen
+
+    asyncio.run(scenario())

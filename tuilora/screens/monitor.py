@@ -132,6 +132,33 @@ class ConfirmStop(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
+class SampleView(ModalScreen[None]):
+    """One sample image over the monitor; any of Esc, q, i closes it."""
+
+    DEFAULT_CSS = """
+    SampleView { align: center middle; }
+    SampleView > Vertical { width: 90%; height: 90%; border: round $accent; }
+    SampleView #sample-path { height: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,i", "close", "Close"),
+    ]
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def compose(self) -> ComposeResult:
+        from textual_image.widget import Image as TerminalImage
+
+        with Vertical():
+            yield Static(str(self.path), id="sample-path")
+            yield TerminalImage(str(self.path), id="sample-image")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 class MonitorScreen(Screen[None]):
     """Follow ``run_dir``: loss and lr charts, progress, files, warnings; stop and leave."""
 
@@ -151,6 +178,7 @@ class MonitorScreen(Screen[None]):
         Binding("c", "checklist", "Checklist"),
         Binding("l", "toggle_log", "Log scale"),
         Binding("q", "leave", "Leave (training continues)"),
+        Binding("i", "show_sample", "Latest sample", show=False),
     ]
 
     def __init__(self, run_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
@@ -277,6 +305,14 @@ class MonitorScreen(Screen[None]):
         self.stopping = True
         self.notify(f"asked pid {pid} to stop: it saves its state and LoRA first")
         self._redraw()
+
+    def action_show_sample(self) -> None:
+        """The newest sample image, drawn in the terminal (Sixel / Kitty graphics where the
+        terminal has them, half-block characters elsewhere)."""
+        if not self.view.samples:
+            self.notify("no sample images yet (they need sample_prompts in the config)")
+            return
+        self.app.push_screen(SampleView(Path(self.view.samples[-1])))
 
     def action_checklist(self) -> None:
         from tuilora.screens.checklist import ChecklistScreen
