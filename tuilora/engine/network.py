@@ -35,6 +35,21 @@ UNET_CONV_TARGETS = ("ResnetBlock2D", "Downsample2D", "Upsample2D")
 TEXT_ENCODER_TARGETS = ("CLIPAttention", "CLIPSdpaAttention", "CLIPFlashAttention2", "CLIPMLP")
 
 
+def lr_groups(
+    parts: Iterable[tuple[str, Iterable[nn.Module], float | None, bool]], default_lr: float
+) -> list[dict[str, Any]]:
+    """Optimizer groups named ``textencoder`` / ``unet`` (the names events and TensorBoard
+    show), each part's trainable parameters with its own LR (None: learning_rate)."""
+    groups: list[dict[str, Any]] = []
+    for name, modules, lr, wanted in parts:
+        params = [p for module in modules for p in module.parameters()]
+        if wanted and params:
+            for param in params:
+                param.requires_grad_(True)
+            groups.append({"params": params, "lr": default_lr if lr is None else lr, "name": name})
+    return groups
+
+
 class LoRAModule(nn.Module):
     """A low-rank delta beside one Linear/Conv2d; the original module is not replaced."""
 
@@ -266,16 +281,13 @@ class LoRANetwork(NetworkBase):
         train_text_encoder: bool = True,
     ) -> list[dict[str, Any]]:
         """One optimizer group per part, each with its own LR (None means learning_rate)."""
-        groups: list[dict[str, Any]] = []
-        if train_text_encoder and len(self.te_loras):
-            params = [p for m in self.te_loras.values() for p in m.parameters()]
-            lr = default_lr if text_encoder_lr is None else text_encoder_lr
-            groups.append({"params": params, "lr": lr, "name": "textencoder"})
-        if train_unet and len(self.unet_loras):
-            params = [p for m in self.unet_loras.values() for p in m.parameters()]
-            lr = default_lr if unet_lr is None else unet_lr
-            groups.append({"params": params, "lr": lr, "name": "unet"})
-        return groups
+        return lr_groups(
+            (
+                ("textencoder", self.te_loras.values(), text_encoder_lr, train_text_encoder),
+                ("unet", self.unet_loras.values(), unet_lr, train_unet),
+            ),
+            default_lr,
+        )
 
     @torch.no_grad()
     def apply_max_norm(self, max_norm: float) -> tuple[int, float]:

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from tuilora.engine.naming import UNET_PREFIX, ModelNaming, kohya_name
-from tuilora.engine.network import NetworkBase, TargetCounts
+from tuilora.engine.network import NetworkBase, TargetCounts, lr_groups
 from tuilora.errors import UserError
 
 ALGOS = ("lora", "locon", "loha", "lokr", "ia3", "dylora", "glora", "full", "diag-oft", "boft")
@@ -235,20 +235,18 @@ class LycorisAdapter(NetworkBase):
         train_unet: bool = True,
         train_text_encoder: bool = True,
     ) -> list[dict[str, Any]]:
-        groups: list[dict[str, Any]] = []
-        parts = (
-            ("textencoder", self.network.text_encoder_loras, text_encoder_lr, train_text_encoder),
-            ("unet", self.network.unet_loras, unet_lr, train_unet),
+        return lr_groups(
+            (
+                (
+                    "textencoder",
+                    self.network.text_encoder_loras,
+                    text_encoder_lr,
+                    train_text_encoder,
+                ),
+                ("unet", self.network.unet_loras, unet_lr, train_unet),
+            ),
+            default_lr,
         )
-        for name, modules, lr, wanted in parts:
-            params = [p for m in modules for p in m.parameters()]
-            if wanted and params:
-                for param in params:
-                    param.requires_grad_(True)
-                groups.append(
-                    {"params": params, "lr": default_lr if lr is None else lr, "name": name}
-                )
-        return groups
 
     @torch.no_grad()
     def apply_max_norm(self, max_norm: float) -> tuple[int, float]:
