@@ -14,6 +14,7 @@ MODULES = (
     "captions",
     "check",
     "duplicates",
+    "facts",
     "headers",
     "images",
     "layout",
@@ -22,7 +23,6 @@ MODULES = (
     "render",
     "report",
     "scan",
-    "summary",
     "tags",
 )
 NEVER = ("torch", "numpy", "textual", "diffusers", "tuilora.engine", "tuilora.screens")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tuilora.dataset import advisor_summary, run_check, scan_dataset
+from tuilora.advisor.steps import steps_per_epoch
+from tuilora.dataset import dataset_facts, facts_from_report, run_check, scan_dataset
 from tuilora.dataset.problems import CATALOGUE
 from tuilora.dataset.report import SCHEMA, report_to_dict
 from tuilora.errors import UserError
@@ -129,22 +130,22 @@ def test_run_check_user_errors(tmp_path: Path, character_set: Path) -> None:
         run_check(str(tmp_path / "absent"))
 
 
-def test_advisor_summary(broken_set: Path, tmp_path: Path, make_image: MakeImage) -> None:
+def test_advisor_facts(broken_set: Path, tmp_path: Path, make_image: MakeImage) -> None:
+    """What `advise --dataset` and the wizard read from a scan (regularization folders stay
+    out of the step arithmetic, as sd-scripts counts an epoch by training images)."""
     reg = tmp_path / "reg"
     make_image(reg / "1_person" / "a.png", (512, 512))
-    summary = advisor_summary(scan_dataset(str(broken_set), reg_dir=str(reg)))
-    (folder,) = summary.folders
-    assert (folder.name, folder.repeats, folder.images, folder.captioned) == ("10_aria", 10, 32, 30)
-    assert summary.total_images == 32
-    assert summary.total_images_x_repeats == 320
-    assert summary.reg_images == 1
-    assert summary.steps_per_epoch(3) == 107  # ceil(320 / 3)
-    assert summary.has_errors
-    assert {p.severity for p in summary.problems} == {"error", "warning"}
-    folders = summary.to_dict()["folders"]
-    assert isinstance(folders, list) and folders[0]["images_x_repeats"] == 320
-    with pytest.raises(ValueError):
-        summary.steps_per_epoch(0)
+    report = scan_dataset(str(broken_set), reg_dir=str(reg))
+    assert report.reg_images == 1
+    facts = facts_from_report(report)
+    (folder,) = facts.folders
+    assert (folder.name, folder.repeats, folder.images) == ("aria", 10, 32)
+    assert facts.images == 32
+    assert facts.image_repeats == 320
+    assert steps_per_epoch(facts.image_repeats, 3) == 107  # ceil(320 / 3)
+    assert any(p.severity == "error" for p in facts.problems)
+    assert {p.severity for p in facts.problems} >= {"error", "warning"}
+    assert facts == dataset_facts(str(broken_set))  # one scan, one view
 
 
 def test_docs_list_every_problem_id_and_a_valid_example() -> None:

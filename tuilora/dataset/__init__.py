@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         select_bucket_no_upscale,
     )
     from tuilora.dataset.check import run_check
+    from tuilora.dataset.facts import dataset_facts, facts_from_report
     from tuilora.dataset.model import (
         BucketCount,
         DatasetReport,
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from tuilora.dataset.problems import Problem
     from tuilora.dataset.report import report_to_dict, report_to_json
     from tuilora.dataset.scan import scan_dataset
-    from tuilora.dataset.summary import AdvisorSummary, advisor_summary
 
 _EXPORTS: dict[str, str] = {
     "BucketChoice": "buckets",
@@ -57,12 +57,11 @@ _EXPORTS: dict[str, str] = {
     "report_to_dict": "report",
     "report_to_json": "report",
     "scan_dataset": "scan",
-    "AdvisorSummary": "summary",
-    "advisor_summary": "summary",
+    "dataset_facts": "facts",
+    "facts_from_report": "facts",
 }
 
 __all__ = [
-    "AdvisorSummary",
     "BucketChoice",
     "BucketCount",
     "BucketPlan",
@@ -74,9 +73,10 @@ __all__ = [
     "ScanSettings",
     "TagCount",
     "TagReport",
-    "advisor_summary",
     "assign_bucket",
+    "dataset_facts",
     "default_bucket_range",
+    "facts_from_report",
     "make_buckets",
     "report_to_dict",
     "report_to_json",
