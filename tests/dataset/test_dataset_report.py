@@ -145,7 +145,11 @@ def test_advisor_facts(broken_set: Path, tmp_path: Path, make_image: MakeImage) 
     assert steps_per_epoch(facts.image_repeats, 3) == 107  # ceil(320 / 3)
     assert any(p.severity == "error" for p in facts.problems)
     assert {p.severity for p in facts.problems} >= {"error", "warning"}
-    assert facts == dataset_facts(str(broken_set))  # one scan, one view
+    # dataset_facts skips the info-only near-duplicate hashing; errors and warnings agree
+    quick = dataset_facts(str(broken_set))
+    assert quick.folders == facts.folders
+    serious = {p for p in facts.problems if p.severity != "info"}
+    assert {p for p in quick.problems if p.severity != "info"} == serious
 
 
 def test_docs_list_every_problem_id_and_a_valid_example() -> None:

@@ -212,7 +212,7 @@ def test_facts_from_report_match_the_cli_adapter(workdir: Path, dataset: Path) -
     from tuilora.dataset.scan import scan_dataset
     from tuilora.screens.dataset_view import summary
 
-    report = scan_dataset(str(dataset))
+    report = scan_dataset(str(dataset), near_duplicates=False)  # as dataset_facts scans
     assert facts_from_report(report) == dataset_facts(str(dataset))
     text = summary(report).plain
     assert "6 images, 60 with repeats" in text and "Top tags" in text

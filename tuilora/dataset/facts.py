@@ -31,7 +31,13 @@ def facts_from_report(report: DatasetReport) -> DatasetFacts:
 def dataset_facts(
     path: str, *, caption_extension: str = ".txt", resolution: int = 512, subject: str = "character"
 ) -> DatasetFacts:
+    # Near-duplicates are only ever "info", which the advisor and the pre-flight drop; the
+    # perceptual hash is the one step that decodes pixels, so it is skipped here.
     report = scan_dataset(
-        path, resolution=resolution, subject=subject, caption_extension=caption_extension
+        path,
+        resolution=resolution,
+        subject=subject,
+        caption_extension=caption_extension,
+        near_duplicates=False,
     )
     return facts_from_report(report)
