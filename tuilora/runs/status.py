@@ -99,19 +99,23 @@ def run_status(root: Path) -> RunStatus:
     )
 
 
+def is_run_folder(root: Path) -> bool:
+    """A folder a trainer has started in: its events, or its pid before the first event."""
+    return (root / "events.jsonl").exists() or (root / "pid").exists()
+
+
+def _last_activity(root: Path) -> float:
+    try:
+        return (root / "events.jsonl").stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 def find_runs(root: Path) -> list[Path]:
     """Run folders under ``root`` (and ``root`` itself if it is one), newest first."""
-    if (root / "events.jsonl").exists() or (root / "pid").exists():
+    if is_run_folder(root):
         return [root]
     if not root.is_dir():
         return []
-    found = [
-        p
-        for p in root.iterdir()
-        if p.is_dir() and ((p / "events.jsonl").exists() or (p / "pid").exists())
-    ]
-    return sorted(
-        found,
-        key=lambda p: (p / "events.jsonl").stat().st_mtime if (p / "events.jsonl").exists() else 0,
-        reverse=True,
-    )
+    found = [p for p in root.iterdir() if p.is_dir() and is_run_folder(p)]
+    return sorted(found, key=_last_activity, reverse=True)

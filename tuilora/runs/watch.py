@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from tuilora.errors import UserError
 from tuilora.runs.events import EventReader
-from tuilora.runs.status import find_runs, pid_alive, run_status
+from tuilora.runs.status import find_runs, is_run_folder, pid_alive, run_status
 
 POLL_S = 0.5
 
@@ -27,7 +27,7 @@ def resolve_run(run: str | None, root: str = "runs") -> Path:
         path = Path(run)
         if not path.is_dir():
             raise UserError(f"{run}: no such run folder")
-        if not (path / "events.jsonl").exists() and not (path / "pid").exists():
+        if not is_run_folder(path):
             raise UserError(f"{run}: not a tuilora run folder (no events.jsonl or pid)")
         return path
     found = find_runs(Path(root))

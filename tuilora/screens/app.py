@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from tuilora.errors import UserError
+from tuilora.runs.status import is_run_folder
 from tuilora.screens.actions import Runner
 from tuilora.screens.base import StepScreen
 from tuilora.screens.dataset_step import DatasetScreen
@@ -31,7 +32,7 @@ from tuilora.screens.hardware import HardwareScreen
 from tuilora.screens.memory import load_last, save_last
 from tuilora.screens.question_field import QuestionField
 from tuilora.screens.review import ReviewScreen
-from tuilora.screens.run_summary import RunScreen, is_run_folder
+from tuilora.screens.run_summary import RunScreen
 from tuilora.screens.state import Mode, WizardState
 from tuilora.screens.steps import next_step
 from tuilora.screens.styles import CSS as WIZARD_CSS

@@ -21,14 +21,10 @@ from tuilora.config import load_toml
 from tuilora.errors import UserError
 from tuilora.runs.events import read_events
 from tuilora.runs.rundir import RunDir
+from tuilora.runs.status import is_run_folder
 from tuilora.screens.actions import watch_command
 from tuilora.screens.base import WizardScreen
 from tuilora.screens.path_input import PathSuggester
-
-
-def is_run_folder(root: Path) -> bool:
-    """A folder a trainer has started in (its events, or its pid before the first event)."""
-    return (root / "events.jsonl").exists() or (root / "pid").exists()
 
 
 def run_summary(root: Path) -> Text:
