@@ -76,6 +76,6 @@ def test_monitor(
         (run / "events.jsonl").write_text("".join(chosen), encoding="utf-8")
     if live:
         (run / "pid").write_text(str(LIVE_PID), encoding="utf-8")
-        monkeypatch.setattr("tuilora.screens.monitor_data.pid_alive", lambda pid: pid == LIVE_PID)
+        monkeypatch.setattr("tuilora.runs.status.pid_alive", lambda pid: pid == LIVE_PID)
     app = MonitorApp(run, clock=lambda: CLOCK)
     assert snap_compare(app, run_before=before, terminal_size=(80, 24))

@@ -41,11 +41,25 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _read_pid(root: Path) -> int | None:
+def read_pid(root: Path) -> int | None:
+    """The trainer's pid from ``RUN/pid`` (None when it is missing or unreadable)."""
     try:
         return int((root / "pid").read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return None
+
+
+def run_state(end: dict[str, Any] | None, pid: int | None, has_events: bool) -> str:
+    """The one rule for a run's state (``tuilora runs``, ``watch``, ``stop``, the monitor):
+    its ``end`` event's status; else ``running`` while the pid lives; ``waiting`` before the
+    trainer wrote a pid or an event; otherwise ``crashed`` (gone without an end event)."""
+    if end is not None:
+        return str(end.get("status", "crashed"))
+    if pid is not None and pid_alive(pid):
+        return "running"
+    if pid is None and not has_events:
+        return "waiting"
+    return "crashed"
 
 
 TAIL_BYTES = 256 * 1024
@@ -73,13 +87,7 @@ def run_status(root: Path) -> RunStatus:
     start = next((e for e in events if e.get("type") == "start"), None)
     steps = [e for e in events if e.get("type") == "step"]
     end = next((e for e in reversed(events) if e.get("type") == "end"), None)
-    if end is not None:
-        state = str(end.get("status", "crashed"))
-    else:
-        pid = _read_pid(root)
-        state = "running" if pid is not None and pid_alive(pid) else "crashed"
-        if not events and pid is not None and pid_alive(pid):
-            state = "running"  # started, no event written yet
+    state = run_state(end, read_pid(root), bool(events))
     last_t = events[-1]["t"] if events else None
     started = start["t"] if start else (events[0]["t"] if events else None)
     name = root.name

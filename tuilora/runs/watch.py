@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from tuilora.errors import UserError
 from tuilora.runs.events import EventReader
-from tuilora.runs.status import find_runs, is_run_folder, pid_alive, run_status
+from tuilora.runs.status import find_runs, is_run_folder, pid_alive, read_pid, run_status
 
 POLL_S = 0.5
 
@@ -135,14 +135,24 @@ def watch_plain(
             sleep(POLL_S)
 
 
+def send_stop(run: Path) -> int:
+    """Send SIGINT to the run's trainer (it saves state and LoRA, then exits); its pid."""
+    pid = read_pid(run)
+    if pid is None:
+        raise UserError(f"{run / 'pid'}: no trainer pid to stop")
+    if not pid_alive(pid):
+        raise UserError(f"{run}: the trainer (pid {pid}) is not running")
+    os.kill(pid, signal.SIGINT)
+    return pid
+
+
 def stop_run(run: Path, *, wait_s: float = 120.0, out: TextIO | None = None) -> int:
     """Ask a running training to stop (SIGINT: it saves state and the LoRA, then exits)."""
     stream = out or sys.stdout
     status = run_status(run)
     if status.state != "running":
         raise UserError(f"{run} is not running (state: {status.state}); nothing to stop")
-    pid = int((run / "pid").read_text(encoding="utf-8").strip())
-    os.kill(pid, signal.SIGINT)
+    pid = send_stop(run)
     print(
         f"asked {run} (pid {pid}) to stop; it saves its state and LoRA first ...",
         file=stream,
@@ -157,11 +167,3 @@ def stop_run(run: Path, *, wait_s: float = 120.0, out: TextIO | None = None) -> 
         time.sleep(POLL_S)
     print(f"{run}: still saving after {wait_s:.0f}s; check `tuilora runs`", file=stream)
     return 1
-
-
-def pid_of(run: Path) -> int | None:
-    try:
-        pid = int((run / "pid").read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None

@@ -13,8 +13,6 @@ size costs one ``stat`` — nothing is redrawn until new events arrive.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,25 +29,13 @@ from textual.widget import Widget
 from textual.widgets import Button, Footer, Static
 
 from tuilora.errors import UserError
-from tuilora.runs.status import pid_alive
+from tuilora.runs.watch import send_stop
 from tuilora.screens import monitor_text as mt
 from tuilora.screens.monitor_data import RunTail, RunView
 
 POLL_S = 0.5
 #: The pid is checked every this many idle polls (a crash leaves no event to read).
 PID_EVERY = 4
-
-
-def request_stop(run_dir: Path) -> int:
-    """Send SIGINT to the run's trainer (it saves state and LoRA, then exits); its pid."""
-    try:
-        pid = int((run_dir / "pid").read_text(encoding="utf-8").strip())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{run_dir / 'pid'}: no trainer pid to stop") from exc
-    if not pid_alive(pid):
-        raise UserError(f"{run_dir}: the trainer (pid {pid}) is not running")
-    os.kill(pid, signal.SIGINT)
-    return pid
 
 
 class RunChart(Widget):
@@ -295,7 +281,7 @@ class MonitorScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="monitor-stop", exit_on_error=False)
     def _send_stop(self) -> None:
         try:
-            pid = request_stop(self.run_dir)
+            pid = send_stop(self.run_dir)
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tuilora.runs.events import EventReader
-from tuilora.runs.status import pid_alive
+from tuilora.runs.status import read_pid, run_state
 from tuilora.screens.charts import Series
 
 #: The monitor shows the last few; older ones stay in events.jsonl and train.log.
@@ -221,19 +221,9 @@ class RunTail:
         return bool(events)
 
     def pid(self) -> int | None:
-        try:
-            return int((self.run_dir / "pid").read_text(encoding="utf-8").strip())
-        except (OSError, ValueError):
-            return None
+        return read_pid(self.run_dir)
 
     def state(self) -> str:
         """running / finished / stopped / diverged / oom / crashed, or waiting (no pid, no
         events yet: the trainer has not started writing)."""
-        if self.view.end is not None:
-            return str(self.view.end.get("status", "crashed"))
-        pid = self.pid()
-        if pid is not None and pid_alive(pid):
-            return "running"
-        if self.view.events == 0:
-            return "waiting"
-        return "crashed"
+        return run_state(self.view.end, self.pid(), self.view.events > 0)
