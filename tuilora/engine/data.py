@@ -105,12 +105,6 @@ def _items_in(root: str, is_reg: bool, config: TrainingConfig, plan: BucketPlan)
     return items
 
 
-def unique_images(items: Sequence[TrainItem]) -> list[int]:
-    """Index of the first item of each distinct image (repeats share cached latents)."""
-    seen: dict[Path, int] = {}
-    return [seen.setdefault(item.image, index) for index, item in enumerate(items)]
-
-
 def balance_regularization(items: Sequence[TrainItem]) -> list[int]:
     """Item indices for one epoch: every training view, plus regularization views cycled
     until they match the training count (sd-scripts fills reg images up to the number of

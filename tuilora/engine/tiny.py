@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -253,12 +252,6 @@ def build_tiny_sdxl_pipeline(folder: str | Path, *, seed: int = 0) -> Path:
     )
     pipeline.save_pretrained(str(folder), safe_serialization=True)
     return folder
-
-
-@dataclass(frozen=True)
-class SyntheticImage:
-    path: Path
-    caption: str
 
 
 _COLOURS = {"red": (220, 40, 40), "blue": (40, 70, 220), "green": (40, 180, 60)}

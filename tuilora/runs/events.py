@@ -21,7 +21,6 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -117,7 +116,3 @@ def parse_line(line: bytes | str) -> dict[str, Any] | None:
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """Every complete event in the file (a torn last line is skipped)."""
     return EventReader(Path(path)).read_new()
-
-
-def iter_type(events: list[dict[str, Any]], type_: str) -> Iterator[dict[str, Any]]:
-    return (event for event in events if event.get("type") == type_)
