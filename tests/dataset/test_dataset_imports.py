@@ -14,7 +14,6 @@ MODULES = (
     "captions",
     "check",
     "duplicates",
-    "facts",
     "headers",
     "images",
     "layout",

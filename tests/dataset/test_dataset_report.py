@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tuilora.advisor.steps import steps_per_epoch
-from tuilora.dataset import dataset_facts, facts_from_report, run_check, scan_dataset
+from tuilora.dataset import run_check, scan_dataset
 from tuilora.dataset.problems import CATALOGUE
 from tuilora.dataset.report import SCHEMA, report_to_dict
 from tuilora.errors import UserError
@@ -128,28 +127,6 @@ def test_run_check_user_errors(tmp_path: Path, character_set: Path) -> None:
         run_check(str(character_set), fmt="yaml")
     with pytest.raises(UserError, match="no such dataset directory"):
         run_check(str(tmp_path / "absent"))
-
-
-def test_advisor_facts(broken_set: Path, tmp_path: Path, make_image: MakeImage) -> None:
-    """What `advise --dataset` and the wizard read from a scan (regularization folders stay
-    out of the step arithmetic, as sd-scripts counts an epoch by training images)."""
-    reg = tmp_path / "reg"
-    make_image(reg / "1_person" / "a.png", (512, 512))
-    report = scan_dataset(str(broken_set), reg_dir=str(reg))
-    assert report.reg_images == 1
-    facts = facts_from_report(report)
-    (folder,) = facts.folders
-    assert (folder.name, folder.repeats, folder.images) == ("aria", 10, 32)
-    assert facts.images == 32
-    assert facts.image_repeats == 320
-    assert steps_per_epoch(facts.image_repeats, 3) == 107  # ceil(320 / 3)
-    assert any(p.severity == "error" for p in facts.problems)
-    assert {p.severity for p in facts.problems} >= {"error", "warning"}
-    # dataset_facts skips the info-only near-duplicate hashing; errors and warnings agree
-    quick = dataset_facts(str(broken_set))
-    assert quick.folders == facts.folders
-    serious = {p for p in facts.problems if p.severity != "info"}
-    assert {p for p in quick.problems if p.severity != "info"} == serious
 
 
 def test_docs_list_every_problem_id_and_a_valid_example() -> None:

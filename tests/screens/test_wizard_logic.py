@@ -164,7 +164,7 @@ def test_save_export_refuses_to_overwrite(workdir: Path) -> None:
 def test_prepare_run_writes_the_wizard_config_and_refuses_a_second(
     workdir: Path, dataset: Path
 ) -> None:
-    from tuilora.dataset.facts import dataset_facts
+    from tuilora.advisor.dataset_facts import dataset_facts
 
     state = character_state()
     state.dataset_path = str(dataset)
@@ -208,7 +208,7 @@ def test_path_completion(tmp_path: Path) -> None:
 
 
 def test_facts_from_report_match_the_cli_adapter(workdir: Path, dataset: Path) -> None:
-    from tuilora.dataset.facts import dataset_facts, facts_from_report
+    from tuilora.advisor.dataset_facts import dataset_facts, facts_from_report
     from tuilora.dataset.scan import scan_dataset
     from tuilora.screens.dataset_view import summary
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from tuilora.advisor.answers import QUESTIONS, Answers, parse_number
+from tuilora.advisor.dataset_facts import DatasetFacts
 from tuilora.advisor.export import FORMATS, argv_without, command_header, render_text
 from tuilora.advisor.hardware import detect_vram_gb
-from tuilora.advisor.recommend import DatasetFacts, Recommendation, recommend
+from tuilora.advisor.recommend import Recommendation, recommend
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
 
@@ -69,7 +70,7 @@ def path_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_dataset(path: str, caption_extension: str, resolution: int, subject: str) -> DatasetFacts:
     """Scan ``--dataset DIR`` for the advisor (the dataset package does the reading)."""
-    from tuilora.dataset.facts import dataset_facts
+    from tuilora.advisor.dataset_facts import dataset_facts
 
     return dataset_facts(
         path, caption_extension=caption_extension, resolution=resolution, subject=subject

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from tuilora.advisor.answers import CATEGORIES, Answers
+from tuilora.advisor.dataset_facts import DatasetFacts
 from tuilora.advisor.rules import (
     Reason,
     Warning,
@@ -87,38 +88,6 @@ EXPLAIN_ALIASES: Final = {
     "scheduler": "lr_scheduler",
     "batch": "train_batch_size",
 }
-
-
-@dataclass(frozen=True)
-class DatasetFolder:
-    name: str
-    repeats: int
-    images: int
-
-
-@dataclass(frozen=True)
-class DatasetProblem:
-    id: str
-    severity: str
-    message: str
-    guide: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class DatasetFacts:
-    """What the advisor needs from a scanned dataset (real counts, repeats and problems)."""
-
-    path: str
-    folders: tuple[DatasetFolder, ...]
-    problems: tuple[DatasetProblem, ...] = ()
-
-    @property
-    def images(self) -> int:
-        return sum(folder.images for folder in self.folders)
-
-    @property
-    def image_repeats(self) -> int:
-        return sum(folder.images * folder.repeats for folder in self.folders)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
         select_bucket_no_upscale,
     )
     from tuilora.dataset.check import run_check
-    from tuilora.dataset.facts import dataset_facts, facts_from_report
     from tuilora.dataset.model import (
         BucketCount,
         DatasetReport,
@@ -57,8 +56,6 @@ _EXPORTS: dict[str, str] = {
     "report_to_dict": "report",
     "report_to_json": "report",
     "scan_dataset": "scan",
-    "dataset_facts": "facts",
-    "facts_from_report": "facts",
 }
 
 __all__ = [
@@ -74,9 +71,7 @@ __all__ = [
     "TagCount",
     "TagReport",
     "assign_bucket",
-    "dataset_facts",
     "default_bucket_range",
-    "facts_from_report",
     "make_buckets",
     "report_to_dict",
     "report_to_json",

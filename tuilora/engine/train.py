@@ -80,7 +80,7 @@ def check_dataset(config: TrainingConfig, force: bool) -> list[str]:
     """Refuse a dataset with errors unless forced (scenario 7); return warnings to show."""
     if not config.train_data_dir:
         raise UserError("train_data_dir is not set: give the folder of <repeats>_<name> folders")
-    from tuilora.dataset.facts import dataset_facts
+    from tuilora.advisor.dataset_facts import dataset_facts
 
     width, _ = config.resolution_wh()
     facts = dataset_facts(

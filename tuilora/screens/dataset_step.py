@@ -121,7 +121,7 @@ class DatasetScreen(StepScreen):
         if path != state.dataset_path:
             return  # the user typed another folder meanwhile
         self.wizard.dataset_report = report
-        from tuilora.dataset.facts import facts_from_report  # the scan modules load lazily
+        from tuilora.advisor.dataset_facts import facts_from_report  # the scan modules load lazily
 
         state.dataset = facts_from_report(report)
         self._show_report(report)

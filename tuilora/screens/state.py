@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from tuilora.advisor.answers import QUESTIONS_BY_NAME, Answers
-from tuilora.advisor.recommend import DatasetFacts, Recommendation, recommend
+from tuilora.advisor.dataset_facts import DatasetFacts
+from tuilora.advisor.recommend import Recommendation, recommend
 from tuilora.errors import UserError
 
 Mode = Literal["train", "advise"]

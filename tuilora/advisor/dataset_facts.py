@@ -1,11 +1,50 @@
 """The dataset as the advisor sees it: real folders, counts and problems (``advise --dataset``,
-the wizard's dataset step and ``tuilora train``'s pre-flight check)."""
+the wizard's dataset step and ``tuilora train``'s pre-flight check).
+
+The adapter from a scan (``tuilora.dataset``) to the advisor's facts lives here, in the
+advisor, so the dataset package never imports the advisor (the core's arrows point down).
+The scanner loads lazily: importing this module costs nothing.
+"""
 
 from __future__ import annotations
 
-from tuilora.advisor.recommend import DatasetFacts, DatasetFolder, DatasetProblem
-from tuilora.dataset.model import DatasetReport
-from tuilora.dataset.scan import scan_dataset
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tuilora.dataset.model import DatasetReport
+
+
+@dataclass(frozen=True)
+class DatasetFolder:
+    name: str
+    repeats: int
+    images: int
+
+
+@dataclass(frozen=True)
+class DatasetProblem:
+    id: str
+    severity: str
+    message: str
+    guide: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What the advisor needs from a scanned dataset (real counts, repeats and problems)."""
+
+    path: str
+    folders: tuple[DatasetFolder, ...]
+    problems: tuple[DatasetProblem, ...] = ()
+
+    @property
+    def images(self) -> int:
+        return sum(folder.images for folder in self.folders)
+
+    @property
+    def image_repeats(self) -> int:
+        return sum(folder.images * folder.repeats for folder in self.folders)
 
 
 def facts_from_report(report: DatasetReport) -> DatasetFacts:
@@ -33,6 +72,8 @@ def dataset_facts(
 ) -> DatasetFacts:
     # Near-duplicates are only ever "info", which the advisor and the pre-flight drop; the
     # perceptual hash is the one step that decodes pixels, so it is skipped here.
+    from tuilora.dataset.scan import scan_dataset
+
     report = scan_dataset(
         path,
         resolution=resolution,
