@@ -12,24 +12,21 @@ import math
 import random
 import signal
 import time
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 import torch
 
 from tuilora.config import TrainingConfig
-from tuilora.engine import data, distributed, metadata, optim
+from tuilora.engine import build, data, distributed, metadata, optim
 from tuilora.engine import loss as losses
-from tuilora.engine.models import BaseModel, load_base_model
-from tuilora.engine.network import NetworkBase, build_network
+from tuilora.engine.build import SDXL_CLIP_SKIP_NOTICE, Built
 from tuilora.engine.progress import Progress
 from tuilora.engine.sample import TrainingSampler
 from tuilora.engine.save import save_lora
 from tuilora.engine.sdxl import unet_kwargs
 from tuilora.engine.state import Counters, LoadedState, load_state, save_state
-from tuilora.engine.text import TextEncoding, check_text_cache
-from tuilora.errors import UserError
+from tuilora.engine.text import check_text_cache
 from tuilora.runs.events import EventWriter
 from tuilora.runs.rundir import RunDir
 
@@ -45,29 +42,11 @@ OOM_ADVICE = (
     " AdaFactor instead of an adaptive optimizer, cache_latents on, or a lower resolution."
 )
 EMA_SMOOTHING = 0.1
-SDXL_CLIP_SKIP_NOTICE = "clip_skip does not apply to SDXL (as in sd-scripts): ignored"
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
     """The step's own random stream: a straight run and a resumed one draw the same numbers."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63))
-
-
-@dataclass
-class Built:
-    model: BaseModel
-    network: NetworkBase
-    items: list[data.TrainItem]
-    optimizer: Any
-    scheduler: Any
-    steps_per_epoch: int
-    total_steps: int
-    epochs: int
-    train_unet: bool
-    train_text_encoder: bool
-    weight_dtype: torch.dtype
-    notices: list[str] = field(default_factory=list)
-    text: TextEncoding | None = None
 
 
 class Trainer:
@@ -121,147 +100,48 @@ class Trainer:
             self.events.emit(type_, **fields)
 
     def build(self) -> Built:
+        """The run's pieces, step by step (each step is in ``build.py``)."""
         config = self.config
         torch.manual_seed(self.seed)
-        model = load_base_model(
-            config.pretrained_model_name_or_path or "",
-            model_config=config.model_config,
-            allow_pickle=self.allow_pickle,
-            force_v_prediction=config.v_parameterization,
-            vae_path=config.vae,
+        model, precision = build.load_model(
+            config, self.device, self.accelerator.mixed_precision, allow_pickle=self.allow_pickle
         )
-        weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
-            self.accelerator.mixed_precision, torch.float32
-        )
-        for part in (model.unet, model.vae, *model.text_encoders):
-            part.requires_grad_(False)
-            part.to(self.device)
-        if weight_dtype != torch.float32:  # frozen weights in half precision save memory
-            model.unet.to(dtype=weight_dtype)
-            for encoder in model.text_encoders:
-                encoder.to(dtype=weight_dtype)
-        # SDXL's fp16 VAE overflows to NaN: it always encodes in fp32 (DESIGN §6).
-        vae_half = not (config.no_half_vae or model.family == "sdxl")
-        vae_dtype = weight_dtype if vae_half else torch.float32
-        if vae_dtype != torch.float32:
-            model.vae.to(dtype=vae_dtype)
-        model.vae.eval()
-
-        train_te = not config.network_train_unet_only and (
-            config.text_encoder_lr is None or config.text_encoder_lr > 0
-        )
-        train_unet = not config.network_train_text_encoder_only and (
-            config.unet_lr is None or config.unet_lr > 0
-        )
-        if not (train_te or train_unet):
-            raise UserError("nothing to train: both the UNet and the text encoder are switched off")
+        train_unet, train_te = build.parts_to_train(config)
         check_text_cache(config, train_te)
-        network = build_network(
+        network = build.make_network(
+            config, model, self.device, train_unet=train_unet, train_text_encoder=train_te
+        )
+        build.set_training_mode(
+            model, gradient_checkpointing=config.gradient_checkpointing, train_te=train_te
+        )
+        items = build.prepare_items(
+            config, model, self.device, precision.vae, self.run_dir.root / "cache" / "latents"
+        )
+        plan = build.plan_steps(config, items, self.seed, self.accelerator.num_processes)
+        optimizer, scheduler = build.make_optimizer(
             config,
-            model.unet,
-            model.text_encoders,
-            model.family,
+            network,
+            self.device,
+            plan.total_steps,
             train_unet=train_unet,
             train_text_encoder=train_te,
         )
-        network.to(self.device, dtype=torch.float32)  # LoRA weights train in fp32
-        network.apply_to()
-        if config.network_weights:
-            self._load_network_weights(network, config.network_weights)
-
-        if config.gradient_checkpointing:
-            model.unet.enable_gradient_checkpointing()
-            model.unet.train()
-            if train_te:
-                for encoder in model.text_encoders:
-                    encoder.gradient_checkpointing_enable(
-                        gradient_checkpointing_kwargs={"use_reentrant": False}
-                    )
-                    encoder.train()
-        else:
-            model.unet.eval()
-            for encoder in model.text_encoders:
-                encoder.eval()
-
-        items = data.collect_items(config)
-        if config.cache_latents:
-            if config.color_aug or config.random_crop:
-                raise UserError(
-                    "cache_latents cannot be used with color_aug or random_crop (they change"
-                    " the image every step): turn one of them off"
-                )
-            disk = self.run_dir.root / "cache" / "latents" if config.cache_latents_to_disk else None
-            data.cache_latents(
-                items,
-                model.vae,
-                model.latent_scaling,
-                self.device,
-                flip=config.flip_aug,
-                disk_dir=disk,
-                dtype=vae_dtype,
-            )
-
-        batches = len(data.epoch_batches(items, config.train_batch_size, self.seed, 0, False))
-        processes = self.accelerator.num_processes
-        steps_per_epoch = math.ceil(batches / (config.gradient_accumulation_steps * processes))
-        if config.max_train_epochs:
-            total_steps = steps_per_epoch * config.max_train_epochs
-        else:
-            total_steps = config.max_train_steps
-        epochs = math.ceil(total_steps / steps_per_epoch)
-
-        groups = network.param_groups(
-            config.unet_lr,
-            config.text_encoder_lr,
-            config.learning_rate,
-            train_unet=train_unet,
-            train_text_encoder=train_te,
-        )
-        optimizer = optim.build_optimizer(config, groups, self.device)
-        scheduler = optim.build_scheduler(config, optimizer, total_steps)
-        optimizer = self.accelerator.prepare(optimizer)
         notices = [self._cpu_notice] if self._cpu_notice else []
-        if model.family == "sdxl" and config.clip_skip and config.clip_skip > 1:
-            notices.append(SDXL_CLIP_SKIP_NOTICE)
-        text = TextEncoding(
-            model.family,
-            model.tokenizers,
-            model.text_encoders,
-            max_token_length=config.max_token_length,
-            clip_skip=config.clip_skip,
-            cache=config.cache_text_encoder_outputs,
-        )
         return Built(
             model,
             network,
             items,
-            optimizer,
+            self.accelerator.prepare(optimizer),
             scheduler,
-            steps_per_epoch,
-            total_steps,
-            epochs,
+            plan.steps_per_epoch,
+            plan.total_steps,
+            plan.epochs,
             train_unet,
             train_te,
-            weight_dtype,
-            notices,
-            text=text,
+            precision.weights,
+            notices + build.model_notices(config, model),
+            text=build.make_text_encoding(config, model),
         )
-
-    def _load_network_weights(self, network: NetworkBase, path: str) -> None:
-        from safetensors.torch import load_file
-
-        try:
-            weights = load_file(path)
-        except (OSError, RuntimeError) as exc:
-            raise UserError(f"network_weights {path}: cannot read ({exc})") from None
-        try:
-            unknown = network.load_kohya_state_dict(weights)
-        except ValueError as exc:
-            raise UserError(f"network_weights {path}: {exc}") from None
-        if unknown:
-            log.warning(
-                "network_weights: %d keys matched no module, e.g. %s", len(unknown), unknown[0]
-            )
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> str:

@@ -1,0 +1,241 @@
+"""Everything a run needs before its first step, as named steps.
+
+``Trainer.build`` (loop.py) calls them in this order, one job each: load the base model in
+the training precision, decide which parts train, put the network on them, set the models'
+training mode, collect the data (and cache latents), plan the steps, make the optimizer and
+scheduler, and set up the text encoding. Each step takes what it needs and returns what the
+next needs, so a step can be read, tested or reported (phase events) on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tuilora.config import TrainingConfig
+from tuilora.engine import data, optim
+from tuilora.engine.models import BaseModel, load_base_model
+from tuilora.engine.network import NetworkBase, build_network
+from tuilora.engine.text import TextEncoding
+from tuilora.errors import UserError
+
+log = logging.getLogger("tuilora.train")
+
+SDXL_CLIP_SKIP_NOTICE = "clip_skip does not apply to SDXL (as in sd-scripts): ignored"
+
+
+@dataclass
+class Built:
+    """The pieces of a run the loop steps through."""
+
+    model: BaseModel
+    network: NetworkBase
+    items: list[data.TrainItem]
+    optimizer: Any
+    scheduler: Any
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+    train_unet: bool
+    train_text_encoder: bool
+    weight_dtype: torch.dtype
+    notices: list[str] = field(default_factory=list)
+    text: TextEncoding | None = None
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The dtypes of the frozen weights: UNet and text encoders, and the VAE."""
+
+    weights: torch.dtype
+    vae: torch.dtype
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+
+
+def load_model(
+    config: TrainingConfig, device: torch.device, mixed_precision: str, *, allow_pickle: bool
+) -> tuple[BaseModel, Precision]:
+    """The base model, frozen, on ``device``, its weights in the training precision."""
+    model = load_base_model(
+        config.pretrained_model_name_or_path or "",
+        model_config=config.model_config,
+        allow_pickle=allow_pickle,
+        force_v_prediction=config.v_parameterization,
+        vae_path=config.vae,
+    )
+    weights = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
+    for part in (model.unet, model.vae, *model.text_encoders):
+        part.requires_grad_(False)
+        part.to(device)
+    if weights != torch.float32:  # frozen weights in half precision save memory
+        model.unet.to(dtype=weights)
+        for encoder in model.text_encoders:
+            encoder.to(dtype=weights)
+    # SDXL's fp16 VAE overflows to NaN: it always encodes in fp32 (DESIGN §6).
+    vae_half = not (config.no_half_vae or model.family == "sdxl")
+    vae = weights if vae_half else torch.float32
+    if vae != torch.float32:
+        model.vae.to(dtype=vae)
+    model.vae.eval()
+    return model, Precision(weights, vae)
+
+
+def parts_to_train(config: TrainingConfig) -> tuple[bool, bool]:
+    """(train the UNet, train the text encoders): off when switched off or given LR 0."""
+    train_te = not config.network_train_unet_only and (
+        config.text_encoder_lr is None or config.text_encoder_lr > 0
+    )
+    train_unet = not config.network_train_text_encoder_only and (
+        config.unet_lr is None or config.unet_lr > 0
+    )
+    if not (train_te or train_unet):
+        raise UserError("nothing to train: both the UNet and the text encoder are switched off")
+    return train_unet, train_te
+
+
+def make_network(
+    config: TrainingConfig,
+    model: BaseModel,
+    device: torch.device,
+    *,
+    train_unet: bool,
+    train_text_encoder: bool,
+) -> NetworkBase:
+    """The network on the trained parts, in fp32, hooked into the models (and loaded from
+    ``network_weights`` when given)."""
+    network = build_network(
+        config,
+        model.unet,
+        model.text_encoders,
+        model.family,
+        train_unet=train_unet,
+        train_text_encoder=train_text_encoder,
+    )
+    network.to(device, dtype=torch.float32)  # LoRA weights train in fp32
+    network.apply_to()
+    if config.network_weights:
+        load_network_weights(network, config.network_weights)
+    return network
+
+
+def load_network_weights(network: NetworkBase, path: str) -> None:
+    from safetensors.torch import load_file
+
+    try:
+        weights = load_file(path)
+    except (OSError, RuntimeError) as exc:
+        raise UserError(f"network_weights {path}: cannot read ({exc})") from None
+    try:
+        unknown = network.load_kohya_state_dict(weights)
+    except ValueError as exc:
+        raise UserError(f"network_weights {path}: {exc}") from None
+    if unknown:
+        log.warning("network_weights: %d keys matched no module, e.g. %s", len(unknown), unknown[0])
+
+
+def set_training_mode(model: BaseModel, *, gradient_checkpointing: bool, train_te: bool) -> None:
+    """Gradient checkpointing needs train mode; without it the frozen models run in eval."""
+    if gradient_checkpointing:
+        model.unet.enable_gradient_checkpointing()
+        model.unet.train()
+        if train_te:
+            for encoder in model.text_encoders:
+                encoder.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False}
+                )
+                encoder.train()
+    else:
+        model.unet.eval()
+        for encoder in model.text_encoders:
+            encoder.eval()
+
+
+def prepare_items(
+    config: TrainingConfig,
+    model: BaseModel,
+    device: torch.device,
+    vae_dtype: torch.dtype,
+    cache_dir: Path,
+) -> list[data.TrainItem]:
+    """The training items, their latents cached (in memory, or in ``cache_dir``) when asked."""
+    items = data.collect_items(config)
+    if config.cache_latents:
+        if config.color_aug or config.random_crop:
+            raise UserError(
+                "cache_latents cannot be used with color_aug or random_crop (they change"
+                " the image every step): turn one of them off"
+            )
+        data.cache_latents(
+            items,
+            model.vae,
+            model.latent_scaling,
+            device,
+            flip=config.flip_aug,
+            disk_dir=cache_dir if config.cache_latents_to_disk else None,
+            dtype=vae_dtype,
+        )
+    return items
+
+
+def plan_steps(
+    config: TrainingConfig, items: list[data.TrainItem], seed: int, processes: int
+) -> StepPlan:
+    """Optimizer steps per epoch (the batches the buckets really give, shared by the
+    processes, grouped by gradient accumulation), total steps and epochs."""
+    batches = len(data.epoch_batches(items, config.train_batch_size, seed, 0, False))
+    steps_per_epoch = math.ceil(batches / (config.gradient_accumulation_steps * processes))
+    if config.max_train_epochs:
+        total_steps = steps_per_epoch * config.max_train_epochs
+    else:
+        total_steps = config.max_train_steps
+    return StepPlan(steps_per_epoch, total_steps, math.ceil(total_steps / steps_per_epoch))
+
+
+def make_optimizer(
+    config: TrainingConfig,
+    network: NetworkBase,
+    device: torch.device,
+    total_steps: int,
+    *,
+    train_unet: bool,
+    train_text_encoder: bool,
+) -> tuple[torch.optim.Optimizer, Any]:
+    """The optimizer over the network's UNet / text-encoder groups, and its LR scheduler."""
+    groups = network.param_groups(
+        config.unet_lr,
+        config.text_encoder_lr,
+        config.learning_rate,
+        train_unet=train_unet,
+        train_text_encoder=train_text_encoder,
+    )
+    optimizer = optim.build_optimizer(config, groups, device)
+    return optimizer, optim.build_scheduler(config, optimizer, total_steps)
+
+
+def make_text_encoding(config: TrainingConfig, model: BaseModel) -> TextEncoding:
+    return TextEncoding(
+        model.family,
+        model.tokenizers,
+        model.text_encoders,
+        max_token_length=config.max_token_length,
+        clip_skip=config.clip_skip,
+        cache=config.cache_text_encoder_outputs,
+    )
+
+
+def model_notices(config: TrainingConfig, model: BaseModel) -> list[str]:
+    """What the user should know about options the model makes moot."""
+    if model.family == "sdxl" and config.clip_skip and config.clip_skip > 1:
+        return [SDXL_CLIP_SKIP_NOTICE]
+    return []
