@@ -52,7 +52,13 @@ def test_light_commands_import_no_heavy_stack(args: list[str]) -> None:
     assert heavy_modules_after(args) == []
 
 
-LIGHT_PACKAGES = ("tuilora.config", "tuilora.advisor", "tuilora.dataset", "tuilora.runs")
+LIGHT_PACKAGES = (
+    "tuilora.config",
+    "tuilora.advisor",
+    "tuilora.dataset",
+    "tuilora.runs",
+    "tuilora.modelfile",
+)
 
 
 @pytest.mark.parametrize("package", LIGHT_PACKAGES)
