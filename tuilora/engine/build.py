@@ -66,27 +66,24 @@ class StepPlan:
 def load_model(
     config: TrainingConfig, device: torch.device, mixed_precision: str, *, allow_pickle: bool
 ) -> tuple[BaseModel, Precision]:
-    """The base model, frozen, on ``device``, its weights in the training precision."""
+    """The base model, frozen, on ``device``, its weights in the training precision: loaded
+    straight in that dtype (the VAE per ``models.vae_dtype_for``: fp32 for SDXL or with
+    no_half_vae), never as a second full copy."""
+    weights = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
     model = load_base_model(
         config.pretrained_model_name_or_path or "",
         model_config=config.model_config,
         allow_pickle=allow_pickle,
         force_v_prediction=config.v_parameterization,
         vae_path=config.vae,
+        dtype=weights,
+        no_half_vae=config.no_half_vae,
+        v2=config.v2,
     )
-    weights = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed_precision, torch.float32)
     for part in (model.unet, model.vae, *model.text_encoders):
         part.requires_grad_(False)
         part.to(device)
-    if weights != torch.float32:  # frozen weights in half precision save memory
-        model.unet.to(dtype=weights)
-        for encoder in model.text_encoders:
-            encoder.to(dtype=weights)
-    # SDXL's fp16 VAE overflows to NaN: it always encodes in fp32 (DESIGN §6).
-    vae_half = not (config.no_half_vae or model.family == "sdxl")
-    vae = weights if vae_half else torch.float32
-    if vae != torch.float32:
-        model.vae.to(dtype=vae)
+    vae = model.vae.dtype
     model.vae.eval()
     return model, Precision(weights, vae)
 

@@ -174,6 +174,8 @@ class Trainer:
             resumed_from_step=counters.step,
             images=len(built.items),
         )
+        for note in built.model.notes:  # the model file against the config (v-pred, v2)
+            self._emit("warning", message=note, id="model-file")
         for notice in built.notices:
             notice_id = "sdxl-clip-skip" if notice == SDXL_CLIP_SKIP_NOTICE else "cpu-precision"
             self._emit("warning", message=notice, id=notice_id)

@@ -1,21 +1,49 @@
-"""Load a base model: a diffusers folder, or one ``.safetensors`` / ``.ckpt`` file, offline.
+"""Load a base model: a diffusers folder, or one original-layout ``.safetensors`` / ``.ckpt``.
 
 The result is a ``BaseModel`` with lists of tokenizers and text encoders (one for SD1/SD2,
 two for SDXL), the VAE, the UNet, a DDPM training scheduler with the model's betas, and the
 facts the loop needs (v-prediction, the VAE's downsampling factor and scaling factor) read
 from the model's own configs — no SD1.5 constants.
+
+The API the engine and the tools build on:
+
+- ``load_base_model(path, dtype=..., ...)``: everything, frozen weights already in the
+  training dtype (a single file is read tensor by tensor, never as a second full copy);
+- ``describe_model(path)`` (``tuilora.modelfile``): what the path is, without torch;
+- ``vae_dtype_for(family, dtype, no_half_vae)``: the VAE's dtype rule.
+
+Nothing is ever fetched from a hub, and nothing is unpickled without ``allow_pickle``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuilora.errors import UserError
+import torch
 
+from tuilora.engine.single_file import (
+    Components,
+    build_empty,
+    load_single_file,
+    open_source,
+)
+from tuilora.engine.weights import load_component
+from tuilora.errors import UserError
+from tuilora.modelfile.checks import prediction_warnings
+from tuilora.modelfile.configs import family_configs
+from tuilora.modelfile.describe import (
+    ModelFile,
+    describe_model,
+    read_json,
+    refuse_pickle,
+)
+from tuilora.modelfile.family import FAMILY_NAMES
+from tuilora.modelfile.ldm_names import LdmName, ldm_names
+
+#: Kept for callers that test suffixes; the rule itself is ``modelfile.refuse_pickle``.
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
 
@@ -33,12 +61,22 @@ class BaseModel:
     #: The latent scaling factor from the VAE config (0.18215 for SD1/SD2).
     latent_scaling: float
     source: str
+    #: Where the file and the config disagree (prediction type, v2): warnings for the run.
+    notes: list[str] = field(default_factory=list)
+    #: What ``describe_model`` found (family, size, precision, hints).
+    file: ModelFile | None = None
 
 
 def _offline() -> None:
     # Nothing may be fetched from a hub at run time; fail fast instead of hanging.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def vae_dtype_for(family: str, dtype: torch.dtype, no_half_vae: bool) -> torch.dtype:
+    """SDXL's fp16 VAE overflows to NaN: it always encodes in fp32 (DESIGN §6), as does any
+    VAE with ``no_half_vae``; otherwise the VAE is frozen in the training dtype."""
+    return torch.float32 if no_half_vae or family == "sdxl" else dtype
 
 
 def load_base_model(
@@ -48,122 +86,176 @@ def load_base_model(
     allow_pickle: bool = False,
     force_v_prediction: bool = False,
     vae_path: str | None = None,
+    dtype: torch.dtype = torch.float32,
+    no_half_vae: bool = False,
+    v2: bool = False,
 ) -> BaseModel:
-    """Load ``source`` (folder or file); errors a user can fix are UserError naming it."""
+    """Load ``source`` (folder or file) with its frozen weights in ``dtype`` (the VAE per
+    ``vae_dtype_for``); errors a user can fix are UserError naming the file."""
     _offline()
-    path = Path(source)
-    if not path.exists():
-        raise UserError(f"pretrained_model_name_or_path {source}: no such file or folder")
-    if path.is_dir():
-        components = _from_folder(path)
+    refuse_pickle(Path(source).expanduser(), allow_pickle)  # consent before reading anything
+    model = describe_model(source)
+    family_hint = model.family or "sd1"
+    vae_dtype = vae_dtype_for(family_hint, dtype, no_half_vae)
+    if model.format == "diffusers":
+        components = _from_folder(model, allow_pickle, dtype, vae_dtype)
+        notes: list[str] = []
     else:
-        components = _from_single_file(path, model_config, allow_pickle)
-    if vae_path:
-        components["vae"] = _load_vae(Path(vae_path))
-    return _assemble(components, str(path), force_v_prediction)
-
-
-def _from_folder(path: Path) -> dict[str, Any]:
-    if not (path / "model_index.json").is_file():
-        raise UserError(
-            f"{path}: not a diffusers model folder (no model_index.json); give the folder"
-            " saved by diffusers or a single .safetensors file"
+        components = load_single_file(
+            model,
+            model_config=model_config,
+            allow_pickle=allow_pickle,
+            dtype=dtype,
+            vae_dtype=vae_dtype,
+            skip_vae=bool(vae_path),
         )
+        notes = prediction_warnings(model, force_v_prediction, v2)
+    family = model.family or ("sdxl" if len(components.text_encoders) > 1 else "sd1")
+    if vae_path:
+        components.vae = load_vae(
+            Path(vae_path).expanduser(),
+            family=family,
+            model_config=model_config,
+            allow_pickle=allow_pickle,
+            dtype=vae_dtype_for(family, dtype, no_half_vae),
+        )
+    return _assemble(components, family, str(model.path), force_v_prediction, notes, model)
+
+
+def _refuse_pickled_parts(model: ModelFile, allow_pickle: bool) -> None:
+    if model.pickled_parts and not allow_pickle:
+        refuse_pickle(Path(model.pickled_parts[0]), allow_pickle)
+
+
+def _from_folder(
+    model: ModelFile, allow_pickle: bool, dtype: torch.dtype, vae_dtype: torch.dtype
+) -> Components:
+    _refuse_pickled_parts(model, allow_pickle)
+    try:
+        return _load_folder(model.path, model.family == "sdxl", dtype, vae_dtype)
+    except (OSError, ValueError) as exc:  # diffusers' and transformers' loading errors
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{model.path}: cannot load this diffusers folder ({reason})") from None
+
+
+def _load_folder(path: Path, sdxl: bool, dtype: torch.dtype, vae_dtype: torch.dtype) -> Components:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-    index = json.loads((path / "model_index.json").read_text(encoding="utf-8"))
+    def safetensors(component: str) -> bool:
+        # safetensors wherever a component has them; its pickle only with consent (checked)
+        return any((path / component).glob("*.safetensors"))
+
     tokenizers = [CLIPTokenizer.from_pretrained(str(path / "tokenizer"))]
-    encoders: list[Any] = [CLIPTextModel.from_pretrained(str(path / "text_encoder"))]
-    if "text_encoder_2" in index:
+    encoders: list[Any] = [
+        CLIPTextModel.from_pretrained(
+            str(path / "text_encoder"), dtype=dtype, use_safetensors=safetensors("text_encoder")
+        )
+    ]
+    if sdxl:
         tokenizers.append(CLIPTokenizer.from_pretrained(str(path / "tokenizer_2")))
-        encoders.append(CLIPTextModelWithProjection.from_pretrained(str(path / "text_encoder_2")))
-    return {
-        "tokenizers": tokenizers,
-        "text_encoders": encoders,
-        "vae": AutoencoderKL.from_pretrained(str(path / "vae")),
-        "unet": UNet2DConditionModel.from_pretrained(str(path / "unet")),
-        "scheduler_config": _read_json(path / "scheduler" / "scheduler_config.json"),
-    }
-
-
-def _from_single_file(path: Path, model_config: str | None, allow_pickle: bool) -> dict[str, Any]:
-    suffix = path.suffix.lower()
-    if suffix in PICKLE_SUFFIXES and not allow_pickle:
-        raise UserError(
-            f"{path}: {suffix} files are Python pickles that can run code when loaded;"
-            " convert it to .safetensors, or pass --allow-pickle if you trust its source"
+        encoders.append(
+            CLIPTextModelWithProjection.from_pretrained(
+                str(path / "text_encoder_2"),
+                dtype=dtype,
+                use_safetensors=safetensors("text_encoder_2"),
+            )
         )
-    if suffix not in (".safetensors", *PICKLE_SUFFIXES):
-        raise UserError(f"{path}: expected a .safetensors (or .ckpt) model file or a folder")
-    if model_config is None:
-        raise UserError(
-            f"{path}: loading a single-file model offline needs its configs: set model_config"
-            " to a diffusers folder of the same architecture (e.g. one saved with"
-            " save_pretrained)"
-        )
-    if not (Path(model_config) / "model_index.json").is_file():
-        raise UserError(
-            f"model_config {model_config}: not a diffusers model folder (no model_index.json);"
-            " give a folder of the same architecture saved with save_pretrained"
-        )
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
-    from diffusers.loaders.single_file_utils import SingleFileComponentError
-
-    index = _read_json(Path(model_config) / "model_index.json")
-    pipeline_class = (
-        StableDiffusionXLPipeline if "text_encoder_2" in index else StableDiffusionPipeline
+    return Components(
+        tokenizers=tokenizers,
+        text_encoders=encoders,
+        vae=AutoencoderKL.from_pretrained(
+            str(path / "vae"), torch_dtype=vae_dtype, use_safetensors=safetensors("vae")
+        ),
+        unet=UNet2DConditionModel.from_pretrained(
+            str(path / "unet"), torch_dtype=dtype, use_safetensors=safetensors("unet")
+        ),
+        scheduler_config=read_json(path / "scheduler" / "scheduler_config.json"),
     )
+
+
+def load_vae(
+    path: Path,
+    *,
+    family: str,
+    model_config: str | None,
+    allow_pickle: bool,
+    dtype: torch.dtype,
+) -> Any:
+    """``vae = PATH``: a diffusers VAE folder (or a pipeline folder's ``vae/``), or one file
+    in the original layout (with or without ``first_stage_model.``) or diffusers' own."""
+    if not path.exists():
+        raise UserError(f"vae {path}: no such file or folder")
+    if path.is_dir():
+        return _vae_from_folder(path, allow_pickle, dtype)
+    if path.suffix.lower() not in (".safetensors", ".ckpt", ".pt", ".pth", ".bin"):
+        raise UserError(f"vae {path}: expected a .safetensors file or a diffusers VAE folder")
+    refuse_pickle(path, allow_pickle, what="vae")
+    if model_config:
+        config = read_json(Path(model_config).expanduser() / "vae" / "config.json")
+        origin = f"model_config {model_config}"
+    else:
+        config = family_configs(family)["vae"]
+        origin = f"the shipped {FAMILY_NAMES[family]} configs"
+    source = open_source(path, allow_pickle)
     try:
-        pipeline = pipeline_class.from_single_file(
-            str(path), config=str(model_config), local_files_only=True
+        module = build_empty("vae", config)
+        keys = [key for key, _ in module.named_parameters()]
+        load_component(
+            module,
+            _vae_names(source.names(), keys, config, path),
+            source,
+            dtype=dtype,
+            label=f"VAE of {origin}",
         )
-    except (OSError, ValueError, KeyError, SingleFileComponentError) as exc:
-        # A missing key or a shape mismatch usually means the file and model_config are
-        # different architectures; diffusers' messages run over several lines, keep the first.
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(
-            f"{path}: cannot load as a Stable Diffusion checkpoint with the configs of"
-            f" model_config {model_config} ({reason})"
-        ) from None
-    tokenizers = [pipeline.tokenizer]
-    encoders = [pipeline.text_encoder]
-    if getattr(pipeline, "text_encoder_2", None) is not None:
-        tokenizers.append(pipeline.tokenizer_2)
-        encoders.append(pipeline.text_encoder_2)
-    return {
-        "tokenizers": tokenizers,
-        "text_encoders": encoders,
-        "vae": pipeline.vae,
-        "unet": pipeline.unet,
-        "scheduler_config": dict(pipeline.scheduler.config),
-    }
+    finally:
+        source.close()
+    return module.eval()
 
 
-def _load_vae(path: Path) -> Any:
+def _vae_names(
+    available: set[str], keys: list[str], config: dict[str, Any], path: Path
+) -> dict[str, LdmName]:
+    if any(name.startswith("first_stage_model.") for name in available):
+        return ldm_names("vae", keys, config, "first_stage_model.")
+    if any(name.startswith(("encoder.down_blocks.", "decoder.up_blocks.")) for name in available):
+        return {key: LdmName(key) for key in keys}  # diffusers' own layout
+    if any(name.startswith(("encoder.down.", "decoder.up.")) for name in available):
+        return ldm_names("vae", keys, config)
+    raise UserError(f"vae {path}: no VAE weights in it (encoder.* / decoder.*)")
+
+
+def _vae_from_folder(path: Path, allow_pickle: bool, dtype: torch.dtype) -> Any:
     from diffusers import AutoencoderKL
 
-    if path.is_dir():
-        return AutoencoderKL.from_pretrained(str(path))
-    return AutoencoderKL.from_single_file(str(path))
-
-
-def _read_json(path: Path) -> dict[str, Any]:
+    if (path / "model_index.json").is_file():
+        path = path / "vae"
+    if not (path / "config.json").is_file():
+        raise UserError(f"vae {path}: not a diffusers VAE folder (no config.json)")
+    pickled = [p for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    has_safetensors = any(p.suffix == ".safetensors" for p in path.iterdir())
+    if pickled and not has_safetensors:
+        refuse_pickle(pickled[0], allow_pickle, what="vae")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing (is this a complete diffusers model folder?)") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return data
+        return AutoencoderKL.from_pretrained(
+            str(path), torch_dtype=dtype, use_safetensors=has_safetensors
+        )
+    except (OSError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"vae {path}: cannot load this VAE folder ({reason})") from None
 
 
-def _assemble(components: dict[str, Any], source: str, force_v: bool) -> BaseModel:
+def _assemble(
+    components: Components,
+    family: str,
+    source: str,
+    force_v: bool,
+    notes: list[str],
+    model: ModelFile,
+) -> BaseModel:
     from diffusers import DDPMScheduler
 
-    scheduler_config = components["scheduler_config"]
+    scheduler_config = components.scheduler_config
     v_prediction = force_v or scheduler_config.get("prediction_type") == "v_prediction"
     # Training noise: DDPM with the model's own betas (as sd-scripts builds it).
     noise_scheduler = DDPMScheduler(
@@ -174,23 +266,18 @@ def _assemble(components: dict[str, Any], source: str, force_v: bool) -> BaseMod
         prediction_type="v_prediction" if v_prediction else "epsilon",
         clip_sample=False,
     )
-    vae = components["vae"]
-    encoders = components["text_encoders"]
-    family = "sdxl" if len(encoders) > 1 else ("sd2" if _is_sd2(encoders[0]) else "sd1")
+    vae = components.vae
     return BaseModel(
         family=family,
-        tokenizers=components["tokenizers"],
-        text_encoders=encoders,
+        tokenizers=components.tokenizers,
+        text_encoders=components.text_encoders,
         vae=vae,
-        unet=components["unet"],
+        unet=components.unet,
         noise_scheduler=noise_scheduler,
         v_prediction=v_prediction,
         vae_scale=2 ** (len(vae.config.block_out_channels) - 1),
         latent_scaling=float(vae.config.scaling_factor),
         source=source,
+        notes=notes,
+        file=model,
     )
-
-
-def _is_sd2(encoder: Any) -> bool:
-    """SD2's OpenCLIP text encoder uses GELU where SD1's CLIP uses quick_gelu."""
-    return str(getattr(encoder.config, "hidden_act", "quick_gelu")) == "gelu"

@@ -17,25 +17,10 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from tuilora.modelfile.clip_vocab import bytes_to_unicode
+
 CLIP_MAX_POSITIONS = 77  # 75 tokens + BOS + EOS, as the real CLIP (chunking needs it)
 SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
-
-
-def _bytes_to_unicode() -> list[str]:
-    """The 256 printable stand-ins GPT-2/CLIP byte-level BPE uses for bytes."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    chars = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in chars]
 
 
 def write_tokenizer(folder: Path, *, pad_token: str = SPECIAL_TOKENS[1]) -> int:
@@ -46,7 +31,7 @@ def write_tokenizer(folder: Path, *, pad_token: str = SPECIAL_TOKENS[1]) -> int:
     SDXL's second tokenizer pads with ``!`` (id 0), not EOS: ``pad_token="!"``.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    symbols = _bytes_to_unicode()
+    symbols = bytes_to_unicode()
     vocab: dict[str, int] = {}
     for symbol in symbols:
         vocab[symbol] = len(vocab)
