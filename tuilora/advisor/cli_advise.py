@@ -17,8 +17,10 @@ from tuilora.advisor.dataset_facts import DatasetFacts
 from tuilora.advisor.export import FORMATS, argv_without, command_header, render_text
 from tuilora.advisor.hardware import detect_vram_gb
 from tuilora.advisor.recommend import Recommendation, recommend
+from tuilora.advisor.rules import Warning
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
+from tuilora.modelfile.checks import model_advice
 
 
 def answers_from_options(options: Mapping[str, Any]) -> Answers:
@@ -58,6 +60,18 @@ def parse_overrides(entries: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def model_base(
+    answers: Answers, model: str | None, base: str | None
+) -> tuple[Answers, list[Warning]]:
+    """The family of ``--model`` (read from its header) decides the base advised for; a
+    ``--base`` that says otherwise is a warning naming both (tuilora.modelfile.checks)."""
+    if not model:
+        return answers, []
+    advice = model_advice(model, base)
+    notes = [Warning(n.id, n.severity, ("G-BASE",), n.message) for n in advice.notes]
+    return (answers.replace(base=advice.base) if advice.base else answers), notes
+
+
 def path_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
     pairs = {
         "pretrained_model_name_or_path": options.get("model"),
@@ -81,7 +95,9 @@ def build(options: Mapping[str, Any]) -> Recommendation:
     fmt = str(options.get("fmt") or "table")
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not one of: {', '.join(FORMATS)}")
-    answers = answers_from_options(options)
+    answers, notes = model_base(
+        answers_from_options(options), options.get("model"), options.get("base")
+    )
     overrides = {**path_overrides(options), **parse_overrides(options.get("overrides") or ())}
     dataset = None
     dataset_dir = options.get("dataset_dir")
@@ -99,7 +115,7 @@ def build(options: Mapping[str, Any]) -> Recommendation:
             answers.subject,
         )
     processes = _processes(options.get("processes"))
-    rec = recommend(answers, overrides=overrides, dataset=dataset, processes=processes)
+    rec = recommend(answers, overrides=overrides, dataset=dataset, processes=processes, notes=notes)
     rec.training_config()  # validates the result: a bad --set value names its key
     if rec.errors:
         raise UserError(rec.errors[0].message)

@@ -140,8 +140,10 @@ def recommend(
     overrides: Mapping[str, Any] | None = None,
     dataset: DatasetFacts | None = None,
     processes: int = 1,
+    notes: Sequence[Warning] = (),
 ) -> Recommendation:
-    """The advice for ``answers``; ``overrides`` are config fields the user fixed."""
+    """The advice for ``answers``; ``overrides`` are config fields the user fixed; ``notes``
+    are findings made before the rules (e.g. what ``--model`` is), shown with the warnings."""
     if dataset is not None:
         answers = answers.replace(images=dataset.images)
     answers.validate()
@@ -163,6 +165,7 @@ def recommend(
     warnings = list(evaluation.warnings)
     if dataset is not None:
         warnings.extend(_dataset_warnings(dataset))
+    warnings.extend(notes)
     return Recommendation(
         answers=answers,
         config=config,
