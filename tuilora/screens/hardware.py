@@ -7,6 +7,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.widgets import Input, Label, Static
 
+from tuilora.modelfile.checks import model_line
 from tuilora.screens.base import StepScreen
 from tuilora.screens.details import questions_for
 from tuilora.screens.path_input import PathSuggester
@@ -49,6 +50,8 @@ class HardwareScreen(StepScreen):
                 compact=True,
                 suggester=PathSuggester() if attribute != "output_name" else None,
             )
+            if attribute == "model_path":  # what the file is, read from its header
+                yield Static(model_line(state.model_path), id="model-info", classes="help")
         yield Static("", id="name-error", classes="error")
 
     def on_mount(self) -> None:
@@ -72,7 +75,13 @@ class HardwareScreen(StepScreen):
         setattr(self.wizard.state, attribute, event.value.strip())
         if attribute == "output_name":
             self.query_one("#name-error", Static).update(name_problem(event.value.strip()))
-        # No advice refresh per keystroke: paths change no number, and go_next refreshes.
+        if attribute == "model_path":
+            line = model_line(event.value.strip())
+            self.query_one("#model-info", Static).update(line)
+            # Other paths change no number (go_next refreshes them in); a model file that
+            # was read decides the family, so the advice follows it at once.
+            if line:
+                self.wizard.refresh_advice()
 
     def answered(self, name: str, value: Any) -> None:
         if name == "vram":

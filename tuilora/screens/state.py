@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from tuilora.advisor.answers import QUESTIONS_BY_NAME, Answers
+from tuilora.advisor.cli_advise import model_base
 from tuilora.advisor.dataset_facts import DatasetFacts
 from tuilora.advisor.recommend import Recommendation, recommend
 from tuilora.errors import UserError
@@ -122,8 +123,10 @@ class WizardState:
     def recommendation(self, overrides: dict[str, Any] | None = None) -> Recommendation:
         """The advice for the complete answers (``overrides`` replace the user's edits)."""
         edits = self.overrides if overrides is None else overrides
+        # the model file's family decides the base, exactly as ``advise --model``
+        answers, notes = model_base(self.answers(), self.model_path, self.values.get("base"))
         return recommend(
-            self.answers(), overrides={**self.path_overrides(), **edits}, dataset=self.dataset
+            answers, overrides={**self.path_overrides(), **edits}, dataset=self.dataset, notes=notes
         )
 
     def advise(self) -> Advice:
@@ -141,7 +144,10 @@ class WizardState:
             note = (note + " " if note else "") + "No GPU found: assuming 24 GB."
         try:
             answers = Answers.from_dict(values).validate()
-            rec = recommend(answers, overrides=self.all_overrides(), dataset=self.dataset)
+            answers, notes = model_base(answers, self.model_path, self.values.get("base"))
+            rec = recommend(
+                answers, overrides=self.all_overrides(), dataset=self.dataset, notes=notes
+            )
         except UserError as exc:
             return Advice(None, note=note, error=str(exc))
         return Advice(rec, note=note)
