@@ -1,11 +1,13 @@
 """Read checkpoint tensors one at a time and put them into modules built without weights.
 
 A full-size model is gigabytes, so nothing here holds a second copy of it: the modules are
-built on the meta device (no memory), each parameter's tensor is read from the file straight
-into its own buffer (plain reads, not a memory map whose pages would count against the
-process), converted to the training dtype, and assigned. Peak memory is the model in its
-final dtype plus one tensor. Every shape is checked against the file's header before the
-first byte of data is read, so a wrong architecture fails in milliseconds with the names.
+built on the meta device (no memory) and each parameter gets its tensor from the file in the
+training dtype. A tensor already in that dtype is a view of the memory-mapped file (no copy:
+its pages are read when first used, and on a GPU machine they go straight to the device); a
+tensor to convert is read with plain reads into its own buffer, converted, and the buffer
+dropped, so the file's pages never pile up beside the converted copy. Peak memory is the
+model in its training dtype plus one tensor. Every shape is checked against the file's
+header before the first byte of data is read, so a wrong architecture fails in milliseconds.
 """
 
 from __future__ import annotations
@@ -46,16 +48,18 @@ class TensorSource(Protocol):
 
     def shape(self, name: str) -> tuple[int, ...] | None: ...
 
-    def read(self, name: str) -> torch.Tensor: ...
+    def read(self, name: str, dtype: torch.dtype) -> torch.Tensor: ...
 
 
 class SafetensorsSource:
-    """A ``.safetensors`` file read tensor by tensor with plain ``readinto`` calls."""
+    """A ``.safetensors`` file: tensors in the wanted dtype are views of the memory-mapped
+    file, tensors to convert are read with plain ``readinto`` calls and converted."""
 
     def __init__(self, header: SafetensorsHeader) -> None:
         self.header = header
         self.label = str(header.path)
         self._file: io.FileIO | None = None
+        self._mapped: Any = None
 
     def names(self) -> set[str]:
         return set(self.header.tensors)
@@ -63,7 +67,17 @@ class SafetensorsSource:
     def shape(self, name: str) -> tuple[int, ...] | None:
         return self.header.shape(name)
 
-    def read(self, name: str) -> torch.Tensor:
+    def read(self, name: str, dtype: torch.dtype) -> torch.Tensor:
+        stored = TORCH_DTYPES[self.header.tensors[name].dtype]
+        if stored == dtype or not stored.is_floating_point:
+            if self._mapped is None:
+                from safetensors import safe_open
+
+                self._mapped = safe_open(str(self.header.path), framework="pt")
+            return self._mapped.get_tensor(name)
+        return self._read_copy(name).to(dtype)
+
+    def _read_copy(self, name: str) -> torch.Tensor:
         info = self.header.tensors[name]
         if self._file is None:
             self._file = io.FileIO(self.header.path, "r")
@@ -79,6 +93,8 @@ class SafetensorsSource:
         return raw.view(TORCH_DTYPES[info.dtype]).reshape(info.shape)
 
     def close(self) -> None:
+        # the tensors handed out keep their mapping alive; only the handles are closed
+        self._mapped = None
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -98,8 +114,9 @@ class StateDictSource:
         value = self.state.get(name)
         return None if value is None else tuple(value.shape)
 
-    def read(self, name: str) -> torch.Tensor:
-        return self.state[name]
+    def read(self, name: str, dtype: torch.dtype) -> torch.Tensor:
+        tensor = self.state[name]
+        return tensor.to(dtype) if tensor.is_floating_point() else tensor
 
     def close(self) -> None:
         self.state = {}
@@ -195,16 +212,13 @@ def load_component(
         name, file_name = names[key], file_names[key]
         if name.part is not None:
             if fused is None or fused[0] != file_name:
-                fused = (file_name, source.read(file_name))
+                fused = (file_name, source.read(file_name, dtype))
             tensor = fused[1].chunk(3, dim=0)[name.part]
         else:
-            tensor = source.read(file_name)
+            tensor = source.read(file_name, dtype)
         if name.transpose:
             tensor = tensor.T
-        tensor = tensor.reshape(parameter.shape)
-        if tensor.is_floating_point() and tensor.dtype != dtype:
-            tensor = tensor.to(dtype)
-        state[key] = tensor.contiguous()
+        state[key] = tensor.reshape(parameter.shape).contiguous()
     missing, _ = module.load_state_dict(state, strict=False, assign=True)
     parameters = {key for key, _ in module.named_parameters()}
     left = [key for key in missing if key in parameters]
