@@ -65,3 +65,18 @@ def test_wheel_installs_and_advises(tmp_path: Path) -> None:
         check=True,
     ).stdout.strip()
     assert where.startswith(str(env_dir)), where
+    # the shipped model configs and CLIP merges (single-file models offline) are in the wheel
+    shipped = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from tuilora.modelfile.configs import family_configs;"
+            " from tuilora.modelfile.clip_vocab import clip_vocab;"
+            " print(len(clip_vocab()), family_configs('sdxl')['unet']['cross_attention_dim'])",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert shipped == ["49408", "2048"]
