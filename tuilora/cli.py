@@ -201,7 +201,16 @@ def train(
         )
     if count > 1:
         from tuilora.engine.train import run_processes
+        from tuilora.runs.preflight import check_training
 
+        # Every check before the N processes start (they only repeat it in rank 0).
+        check_training(
+            config,
+            resume=resume,
+            force=force,
+            allow_pickle=allow_pickle,
+            v_parameterization=v_parameterization,
+        )
         args = [a for a in [config] if a]
         args += ["--resume", resume] if resume else []
         args += ["--force"] * force + ["--allow-pickle"] * allow_pickle
@@ -260,15 +269,15 @@ def diagnose(**options: Any) -> int:
 
 
 @cli.command()
-@click.argument("root", required=False, default="runs")
+@click.argument("root", required=False, default=None)
 @click.option("--history", is_flag=True, help="the chain of runs diagnose produced, with diffs")
 @click.option("--format", "fmt", default="table", help="table | json")
-def runs(root: str, history: bool, fmt: str) -> int:
-    """List runs under ROOT (default runs/): state, step, last loss, snapshots."""
+def runs(root: str | None, history: bool, fmt: str) -> int:
+    """List runs under ROOT (default: runs/ and recent runs started anywhere)."""
     if history:
         from tuilora.advisor import cli_diagnose
 
-        return cli_diagnose.history_run({"root": root})
+        return cli_diagnose.history_run({"root": root or "runs"})
     from tuilora.runs.listing import print_runs
 
     return print_runs(root, fmt)
@@ -278,8 +287,10 @@ def runs(root: str, history: bool, fmt: str) -> int:
 @click.argument("run", required=False)
 @click.option("--plain", is_flag=True, help="print lines instead of the live monitor")
 @click.option("--every", default=None, metavar="N", help="with --plain: one line per N steps")
-@click.option("--root", default="runs", show_default=True, help="where to look for the newest run")
-def watch(run: str | None, plain: bool, every: str | None, root: str) -> int:
+@click.option(
+    "--root", default=None, help="look for the newest run here (default: runs/ and recent runs)"
+)
+def watch(run: str | None, plain: bool, every: str | None, root: str | None) -> int:
     """Follow a live or finished run (default: the newest); reattaches after SSH drops."""
     from tuilora.runs.watch import resolve_run, watch_plain
 
@@ -331,32 +342,41 @@ def sample(**options: Any) -> int:
     return run_sample(options)
 
 
+def split_debug(args: Sequence[str]) -> tuple[bool, list[str]]:
+    """``--debug`` may stand anywhere on the line (before a ``--``); it is the group's flag."""
+    cut = list(args).index("--") if "--" in args else len(args)
+    head = [a for a in args[:cut] if a != "--debug"]
+    return len(head) < cut, [*head, *args[cut:]]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point: exit 0 ok, 1 failure during work, 2 user error (one line)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    """Console entry point: exit 0 ok, 1 failure during work, 2 user error (one line; with
+    ``--debug`` the traceback first, and the same exit code)."""
+    debug, args = split_debug(list(sys.argv[1:] if argv is None else argv))
+    if debug:
+        args = ["--debug", *args]
     try:
         result = cli.main(args=args, prog_name="tuilora", standalone_mode=False)
     except UserError as exc:
-        if debug:
-            raise
-        _fail(str(exc))
+        _fail(str(exc), debug)
     except click.UsageError as exc:
-        if debug:
-            raise
         where = exc.ctx.command_path if exc.ctx else "tuilora"
-        _fail(f"{exc.format_message()} (see `{where} --help`)")
+        _fail(f"{exc.format_message()} (see `{where} --help`)", debug)
     except click.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
     except tomllib.TOMLDecodeError as exc:  # pragma: no cover - defensive, loaders wrap it
-        _fail(f"invalid TOML: {exc}")
+        _fail(f"invalid TOML: {exc}", debug)
     sys.exit(result if isinstance(result, int) else 0)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, debug: bool = False) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
     click.echo(f"tuilora: error: {message}", err=True)
     sys.exit(UserError.exit_code)
 

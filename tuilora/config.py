@@ -276,6 +276,10 @@ class TrainingConfig:
             _check_field(spec, getattr(self, spec.name))
         self.optimizer_type = canonical_optimizer(self.optimizer_type)
         self.resolution = normalize_resolution(self.resolution)
+        if self.output_name is not None:
+            problem = output_name_problem(self.output_name)
+            if problem:
+                raise UserError(f"output_name {self.output_name!r}: {problem}")
         if self.network_train_unet_only and self.network_train_text_encoder_only:
             raise UserError(
                 "network_train_unet_only and network_train_text_encoder_only are both set:"
@@ -335,6 +339,29 @@ class TrainingConfig:
 
 # ------------------------------------------------------------------------------------------
 # field checks
+
+#: Characters that make a name a pattern (glob) or a path on some system; a LoRA name is
+#: one file name in ``output_dir`` (issue: a name like ``*`` or ``../x`` reached other files).
+_NAME_FORBIDDEN: Final = frozenset("/\\*?[]") | {chr(c) for c in range(32)} | {chr(127)}
+
+
+def output_name_problem(name: str) -> str:
+    """Why ``name`` cannot be a LoRA's ``output_name`` ("" when it can): it must be a plain
+    file name — no folder part, no glob characters, not ``.``/``..``, not hidden, not empty.
+    ``train``, ``advise --name`` and the wizard's name field all ask this one function."""
+    if not name.strip():
+        return "a LoRA name cannot be empty"
+    if name != name.strip():
+        return "a LoRA name cannot start or end with spaces"
+    bad = sorted({ch for ch in name if ch in _NAME_FORBIDDEN})
+    if bad:
+        shown = " ".join(ch if ch.isprintable() else "control characters" for ch in bad)
+        return f"a LoRA name is a file name, without {shown} (put the folder in output_dir)"
+    if name.startswith(".") or ".." in name:
+        return "a LoRA name cannot start with '.' or contain '..' (put the folder in output_dir)"
+    if len(name.encode("utf-8")) > 200:
+        return "a LoRA name is at most 200 bytes (its files add a suffix)"
+    return ""
 
 
 def _check_field(spec: dataclasses.Field[Any], value: Any) -> None:

@@ -12,6 +12,12 @@ from pathlib import Path
 from tuilora.errors import UserError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` atomically; refuse to replace a file unless ``overwrite``."""
     target = Path(path)
@@ -28,6 +34,9 @@ def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False
     except OSError as exc:
         raise UserError(f"{target}: cannot write here ({exc.strerror})") from None
     try:
+        # mkstemp makes the file private (0600); the result gets the usual mode, so another
+        # user's sd-webui / ComfyUI can read a LoRA as it could one written by sd-scripts.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,8 +60,11 @@ def test_a_diverged_run_counts_the_nan_and_keeps_the_error(tmp_path: Path) -> No
     assert "NaN at 1 step" in str(mt.loss_legend(view, False))
 
 
-def test_a_torn_last_line_is_read_once_it_is_complete(tmp_path: Path) -> None:
-    run = run_from("torn", tmp_path, pid=os.getpid())
+def test_a_torn_last_line_is_read_once_it_is_complete(
+    tmp_path: Path, stand_in_trainer: Callable[..., Any]
+) -> None:
+    run = run_from("torn", tmp_path)
+    stand_in_trainer(run)
     tail = RunTail(run)
     tail.poll()
     assert tail.view.step == 360 and tail.state() == "running"
@@ -70,20 +74,24 @@ def test_a_torn_last_line_is_read_once_it_is_complete(tmp_path: Path) -> None:
     assert tail.view.step == 361
 
 
-def test_waiting_live_crashed_and_a_replaced_file(tmp_path: Path) -> None:
+def test_waiting_live_crashed_and_a_replaced_file(
+    tmp_path: Path, stand_in_trainer: Callable[..., Any]
+) -> None:
     run = tmp_path / "fresh"
     run.mkdir()
     tail = RunTail(run)
     assert not tail.poll() and tail.state() == "waiting"
-    (run / "pid").write_text(str(os.getpid()), encoding="utf-8")
-    assert tail.state() == "running"  # started, no event yet
+    trainer = stand_in_trainer(run, "--no-end")
+    assert tail.state() == "loading"  # started, no event yet
     lines = (FIXTURES / "healthy.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     (run / "events.jsonl").write_text("".join(lines[:50]), encoding="utf-8")
     assert tail.poll() and tail.view.step == 49
     with (run / "events.jsonl").open("a", encoding="utf-8") as handle:
         handle.writelines(lines[50:100])
     assert tail.poll() and tail.view.step == 98  # only the new bytes were read
-    (run / "pid").write_text(str(DEAD_PID), encoding="utf-8")
+    assert tail.state() == "running"
+    trainer.kill()
+    trainer.wait()
     assert tail.state() == "crashed"
     (run / "events.jsonl").write_text("".join(lines[:10]), encoding="utf-8")
     assert tail.poll() and tail.view.step == 9  # a shorter file: read from the start

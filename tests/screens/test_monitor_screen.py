@@ -7,12 +7,14 @@ import json
 import os
 import shutil
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
+from tuilora.runs.trainer import Trainer, read_pid
 from tuilora.screens import monitor_app
 from tuilora.screens.checklist import ChecklistScreen
 from tuilora.screens.monitor import ConfirmStop, MonitorScreen, RunChart
@@ -20,6 +22,7 @@ from tuilora.screens.monitor_app import MonitorApp
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "events"
 FAKE_PID = 424242
+StartTrainer = Callable[..., Any]  # the stand_in_trainer fixture (tests/conftest.py)
 
 
 def fixture_lines(name: str) -> list[str]:
@@ -52,7 +55,7 @@ def text_of(screen: MonitorScreen, selector: str) -> str:
 
 @pytest.fixture
 def kills(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """os.kill recorded, never sent; FAKE_PID counts as alive (signal 0 succeeds)."""
+    """os.kill recorded, never sent; FAKE_PID passes for the run's verified trainer."""
     calls: list[tuple[int, int]] = []
 
     def fake_kill(pid: int, sig: int) -> None:
@@ -60,12 +63,21 @@ def kills(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
         if pid != FAKE_PID:
             raise ProcessLookupError(pid)
 
+    def fake_trainer(root: Path) -> Trainer:
+        live = read_pid(root) == FAKE_PID
+        return Trainer(FAKE_PID if live else None, "" if live else "gone")
+
     monkeypatch.setattr(os, "kill", fake_kill)
+    monkeypatch.setattr("tuilora.runs.status.find_trainer", fake_trainer)
+    monkeypatch.setattr("tuilora.runs.watch.find_trainer", fake_trainer)
     return calls
 
 
-def test_a_live_run_is_followed_as_its_file_grows(tmp_path: Path) -> None:
-    run = make_run(tmp_path, "healthy", pid=os.getpid(), lines=100)
+def test_a_live_run_is_followed_as_its_file_grows(
+    tmp_path: Path, stand_in_trainer: StartTrainer
+) -> None:
+    run = make_run(tmp_path, "healthy", lines=100)
+    stand_in_trainer(run, "--no-end")
     lines = fixture_lines("healthy")
 
     async def scenario() -> None:
@@ -94,13 +106,16 @@ def test_a_live_run_is_followed_as_its_file_grows(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_a_run_without_events_yet_waits_then_shows_them(tmp_path: Path) -> None:
-    run = make_run(tmp_path, None, pid=os.getpid())
+def test_a_run_without_events_yet_waits_then_shows_them(
+    tmp_path: Path, stand_in_trainer: StartTrainer
+) -> None:
+    run = make_run(tmp_path, None)
+    stand_in_trainer(run)
 
     async def scenario() -> None:
         async with MonitorApp(run).run_test(size=(80, 24)) as pilot:
             screen = await settle(pilot)
-            assert screen.state == "running" and screen.view.events == 0
+            assert screen.state == "loading" and screen.view.events == 0
             assert "waiting for the first step" in str(screen.query_one("#loss", RunChart).render())
             (run / "events.jsonl").write_text("".join(fixture_lines("healthy")[:5]), "utf-8")
             screen.refresh_from_disk()
@@ -206,9 +221,13 @@ def test_c_opens_the_checklist_and_escape_comes_back(tmp_path: Path) -> None:
 
 
 def test_run_monitor_returns_0_and_says_how_to_come_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stand_in_trainer: StartTrainer,
 ) -> None:
-    run = make_run(tmp_path, "torn", pid=os.getpid())
+    run = make_run(tmp_path, "torn")
+    stand_in_trainer(run)
 
     def run_headless(self: MonitorApp) -> None:
         async def drive() -> None:

@@ -7,6 +7,7 @@ that counts as alive, and the clock is fixed (the "no event for ..." hint uses i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from tuilora.runs.trainer import Trainer
 from tuilora.screens.monitor import MonitorScreen
 from tuilora.screens.monitor_app import MonitorApp
 
@@ -51,13 +53,25 @@ async def grow(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
+LOADING = [
+    json.dumps({"t": CLOCK - 40 + i, "elapsed_s": float(i), "type": "phase", **phase}) + "\n"
+    for i, phase in enumerate(
+        [
+            {"name": "starting", "done": 0, "total": None, "eta_s": None},
+            {"name": "loading the model", "done": 0, "total": None, "eta_s": None},
+            {"name": "caching latents", "done": 12, "total": 40, "eta_s": 35.0},
+        ]
+    )
+]
+
 CASES: dict[str, tuple[str | None, int, bool, Callable[[Pilot[Any]], Awaitable[None]]]] = {
     # name: (fixture, lines to write (0: all), live pid, what to do before the snapshot)
     "finished": ("healthy", 0, False, settle_then()),
     "diverged": ("nan", 0, False, settle_then()),
     "torn_live": ("torn", 0, True, settle_then()),
     "growing_live": ("prodigy-healthy", 200, True, grow),
-    "waiting": (None, 0, True, settle_then()),
+    "waiting": (None, 0, False, settle_then()),
+    "loading": ("loading", 0, True, settle_then()),
     "log_scale": ("rising", 0, False, settle_then("l")),
     "stop_dialog": ("torn", 0, True, settle_then("s")),
 }
@@ -71,11 +85,13 @@ def test_monitor(
     monkeypatch.chdir(tmp_path)
     run = Path("runs") / "aria"
     run.mkdir(parents=True)
-    if fixture is not None:
+    if fixture == "loading":  # before step 1: the phases, the latents half cached
+        (run / "events.jsonl").write_text("".join(LOADING), encoding="utf-8")
+    elif fixture is not None:
         chosen = lines_of(fixture)[: count or None]
         (run / "events.jsonl").write_text("".join(chosen), encoding="utf-8")
     if live:
         (run / "pid").write_text(str(LIVE_PID), encoding="utf-8")
-        monkeypatch.setattr("tuilora.runs.status.pid_alive", lambda pid: pid == LIVE_PID)
+        monkeypatch.setattr("tuilora.runs.status.find_trainer", lambda root: Trainer(LIVE_PID, ""))
     app = MonitorApp(run, clock=lambda: CLOCK)
     assert snap_compare(app, run_before=before, terminal_size=(80, 24))

@@ -169,7 +169,7 @@ async def test_hardware_uses_detected_vram_and_an_override(make_app: MakeApp) ->
         assert "Give the LoRA a name" in text_of(app, "#step-error")
         await pilot.press(*["tab"] * 5, *"a/b")
         await pilot.press("ctrl+n")
-        assert "no / or" in text_of(app, "#step-error")
+        assert "file name, without /" in text_of(app, "#step-error")
 
 
 async def test_review_edits_are_pins_marked_as_yours(make_app: MakeApp) -> None:

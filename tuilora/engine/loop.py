@@ -12,6 +12,8 @@ import math
 import random
 import signal
 import time
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -27,8 +29,8 @@ from tuilora.engine.save import save_lora
 from tuilora.engine.sdxl import unet_kwargs
 from tuilora.engine.state import Counters, LoadedState, load_state, save_state
 from tuilora.engine.text import check_text_cache
-from tuilora.runs.events import EventWriter
-from tuilora.runs.rundir import RunDir
+from tuilora.runs.events import EventWriter, read_events
+from tuilora.runs.rundir import RunDir, written_loras
 
 log = logging.getLogger("tuilora.train")
 
@@ -59,6 +61,7 @@ class Trainer:
         resume: bool = False,
         allow_pickle: bool = False,
         progress: bool = True,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.config = config
         self.run_dir = run
@@ -67,6 +70,9 @@ class Trainer:
         self.allow_pickle = allow_pickle
         self.show_progress = progress
         self.stop_requested = False
+        #: ``tuilora train``'s own SIGINT/SIGTERM flag (installed before the engine loads);
+        #: without one (tests, benchmarks) the trainer installs its handlers in ``run``.
+        self.should_stop = should_stop
         self.seed = config.seed if config.seed is not None else 0
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
@@ -177,15 +183,18 @@ class Trainer:
         for note in built.model.notes:  # the model file against the config (v-pred, v2)
             self._emit("warning", message=note, id="model-file")
         for notice in built.notices:
-            notice_id = "sdxl-clip-skip" if notice == SDXL_CLIP_SKIP_NOTICE else "cpu-precision"
-            self._emit("warning", message=notice, id=notice_id)
+            if notice == SDXL_CLIP_SKIP_NOTICE:
+                self._emit("warning", message=notice, id="sdxl-clip-skip")
+            else:  # fp32 on a CPU: nothing to fix, only to know
+                self._emit("info", message=notice, id="cpu-precision")
         self.sampler = TrainingSampler.for_trainer(
             self.config, self.run_dir, built, self.accelerator, self._emit
         )
         progress = Progress(
             built.total_steps, counters.step, enabled=self.show_progress and self.main
         )
-        previous = self._install_signals()
+        previous = self._install_signals() if self.should_stop is None else {}
+        self.snapshots_written = self._snapshots_so_far()
         try:
             status = self._epochs(built, counters, progress)
         except torch.OutOfMemoryError:
@@ -229,7 +238,7 @@ class Trainer:
                 epoch_losses.append(value)
                 last_times = (last_times + [time.perf_counter() - started])[-20:]
                 self._report_step(built, counters, epoch, value, last_times, progress)
-                if distributed.any_across(self.accelerator, self.stop_requested):
+                if distributed.any_across(self.accelerator, self._stop_now()):
                     return self._stopped(built, counters)
                 self.sampler.after_step(counters.step, epoch + 1)
                 if counters.step >= built.total_steps:
@@ -244,7 +253,7 @@ class Trainer:
                 and counters.epoch % config.save_every_n_epochs == 0
             ):
                 snapshot = self._save(built, self.run_dir.snapshot(counters.epoch), counters)
-                self._prune_snapshots()
+                self._prune_snapshots(snapshot)
             if config.save_state and not finished and self.main:
                 self._save_state(built, counters)
             mean = sum(epoch_losses) / len(epoch_losses) if epoch_losses else None
@@ -419,13 +428,28 @@ class Trainer:
         meta = metadata.finish(self.training_metadata, steps=counters.step, epoch=counters.epoch)
         return save_lora(path, built.network.kohya_state_dict(), meta, self.config.save_precision)
 
-    def _prune_snapshots(self) -> None:
+    def _stop_now(self) -> bool:
+        return self.stop_requested or (self.should_stop is not None and self.should_stop())
+
+    def _snapshots_so_far(self) -> list[Path]:
+        """The epoch snapshots this run wrote (earlier sessions' from its events): the only
+        ones ``save_last_n_epochs`` may delete — never a same-named file of someone else's."""
+        if not (self.main and self.resume):
+            return []
+        earlier = written_loras(self.run_dir, read_events(self.run_dir.events))
+        return [path for path in earlier if path in self.run_dir.snapshots()]
+
+    def _prune_snapshots(self, snapshot: Path | None) -> None:
+        if snapshot is not None and snapshot not in self.snapshots_written:
+            self.snapshots_written.append(snapshot)
         keep = self.config.save_last_n_epochs
         if keep and self.main:
-            for old in self.run_dir.snapshots()[:-keep]:
+            for old in self.snapshots_written[:-keep]:
                 old.unlink(missing_ok=True)
+            self.snapshots_written = self.snapshots_written[-keep:]
 
     def _save_state(self, built: Built, counters: Counters) -> None:
+        counters.elapsed_s = round(self.events.elapsed(), 1)
         save_state(
             self.run_dir.state,
             built.network.state_dict(),

@@ -1,15 +1,20 @@
-"""Resumable training state in ``RUN/state/``: LoRA weights, optimizer, scheduler, counters.
+"""Resumable training state in ``RUN/state/NNNNNNNN/`` (layout: ``runs.statedir``).
 
 Everything random in a step is drawn from generators seeded by (seed, step) and the batch
 order is a function of (seed, epoch), so the weights, the optimizer's moments, the
 scheduler and the step counter are all a resume needs to continue exactly.
+
+No pickle: the optimizer's and the scheduler's state dicts are split into their tensors
+(one safetensors file) and everything else (JSON, with the dict key types and tuples kept),
+so loading a state never runs code from a file, with or without ``--allow-pickle``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from dataclasses import asdict, dataclass
+import math
+import os
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tuilora.errors import UserError
+from tuilora.runs import statedir
 
 
 @dataclass
@@ -27,32 +33,96 @@ class Counters:
     loss_ema: float | None = None
     session_id: int = 0
     started_at: float = 0.0
+    #: The run's training time at the save (stopped intervals excluded).
+    elapsed_s: float = 0.0
+
+
+# -- state dicts without pickle ---------------------------------------------------------
+def encode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """``value`` as JSON, its tensors moved into ``tensors`` (referenced by key)."""
+    if isinstance(value, torch.Tensor):
+        key = str(len(tensors))
+        tensors[key] = value.detach().to("cpu", copy=True).contiguous()
+        return {"__tensor__": key}
+    if isinstance(value, dict):
+        return {"__dict__": [[encode(k, tensors), encode(v, tensors)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(v, tensors) for v in value]}
+    if isinstance(value, list):
+        return [encode(v, tensors) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"cannot save {type(value).__name__} in a training state")
+
+
+def decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, list):
+        return [decode(v, tensors) for v in value]
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return tensors[value["__tensor__"]]
+        if "__dict__" in value:
+            return {decode(k, tensors): decode(v, tensors) for k, v in value["__dict__"]}
+        if "__tuple__" in value:
+            return tuple(decode(v, tensors) for v in value["__tuple__"])
+        if "__float__" in value:
+            return float(value["__float__"])
+        raise ValueError(f"unknown entry {sorted(value)}")
+    return value
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def save_state(
-    folder: Path,
+    state_root: Path,
     network_state: dict[str, torch.Tensor],
     optimizer: Any,
     scheduler: Any,
     counters: Counters,
-) -> None:
-    """Write a complete state next to the old one, then swap it in (never half a state)."""
-    staging = folder.with_name(folder.name + ".new")
-    shutil.rmtree(staging, ignore_errors=True)
+) -> Path:
+    """Write a complete state for ``counters.step`` and make it the newest (see
+    ``runs.statedir``); the states beyond the last two are removed afterwards."""
+    target = statedir.folder_for(state_root, counters.step)
+    if target.is_dir():  # the same step saved twice (same run, same weights): keep it
+        return target
+    staging = statedir.staging_for(state_root, counters.step)
+    statedir.remove_tree(staging)
     staging.mkdir(parents=True)
     save_file(
         {k: v.detach().float().cpu().contiguous() for k, v in network_state.items()},
         str(staging / "network.safetensors"),
     )
-    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
-    torch.save(scheduler.state_dict(), staging / "scheduler.pt")
-    (staging / "counters.json").write_text(json.dumps(asdict(counters)), encoding="utf-8")
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    staging.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    tensors: dict[str, torch.Tensor] = {}
+    optimizer_json = encode(optimizer.state_dict(), tensors)
+    save_file(tensors, str(staging / "optimizer.safetensors"))
+    _write_json(staging / "optimizer.json", optimizer_json)
+    _write_json(staging / "scheduler.json", encode(scheduler.state_dict(), {}))
+    # counters.json last: statedir only counts a folder holding every file as complete.
+    _write_json(staging / "counters.json", asdict(counters))
+    _fsync_tree(staging)
+    staging.rename(target)
+    _fsync_dir(state_root)
+    statedir.prune(state_root)
+    return target
 
 
 @dataclass
@@ -63,17 +133,24 @@ class LoadedState:
     counters: Counters
 
 
-def load_state(folder: Path) -> LoadedState:
-    if not (folder / "counters.json").is_file():
+def load_state(state_root: Path) -> LoadedState:
+    """The newest complete state; UserError when there is none or it cannot be read."""
+    saved = statedir.newest_state(state_root)
+    if saved is None:
         raise UserError(
-            f"{folder}: no saved training state to resume from (state is saved when a run is"
-            " stopped with Ctrl+C / tuilora stop, and every epoch with save_state)"
+            f"{state_root}: no saved training state to resume from (state is saved when a run"
+            " is stopped with Ctrl+C / tuilora stop, and every epoch with save_state)"
         )
-    counters = Counters(**json.loads((folder / "counters.json").read_text(encoding="utf-8")))
-    return LoadedState(
-        network=load_file(str(folder / "network.safetensors")),
-        # Our own files, but never unpickle arbitrary objects: tensors and numbers only.
-        optimizer=torch.load(folder / "optimizer.pt", weights_only=True),
-        scheduler=torch.load(folder / "scheduler.pt", weights_only=True),
-        counters=counters,
-    )
+    folder = saved.path
+    known = {spec.name for spec in fields(Counters)}
+    try:
+        counters = Counters(**{k: v for k, v in saved.counters.items() if k in known})
+        optimizer = decode(
+            json.loads((folder / "optimizer.json").read_text(encoding="utf-8")),
+            load_file(str(folder / "optimizer.safetensors")),
+        )
+        scheduler = decode(json.loads((folder / "scheduler.json").read_text(encoding="utf-8")), {})
+        network = load_file(str(folder / "network.safetensors"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{folder}: the saved state cannot be read ({exc})") from None
+    return LoadedState(network=network, optimizer=optimizer, scheduler=scheduler, counters=counters)

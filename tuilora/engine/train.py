@@ -1,116 +1,83 @@
-"""``tuilora train``: resolve the run directory, guard it, check the dataset, run the loop.
+"""``tuilora train``: check everything, open the run folder, run the loop, report.
 
-Exit codes: 0 finished or stopped (saved), 1 diverged or out of memory, 2 a user error
-(raised as UserError before or while building).
+The order is the contract (issues 12 and 15): ``runs.preflight`` checks the config, the
+files and the run folder without writing anything and before torch is imported; only then
+``runs.begin`` takes the run's lock and writes its pid and first event; the loop follows.
+Library output goes to ``train.log``; tuilora's own lines go to the console.
+
+Exit codes: 0 finished or stopped (saved), 1 diverged, out of memory or crashed, 2 a user
+error (raised as UserError, before or while loading).
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import logging
 import os
-import shutil
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from types import FrameType
+from typing import Any
 
-from tuilora.config import TrainingConfig, load_toml, to_toml_dict
 from tuilora.errors import UserError
-from tuilora.fileio import write_atomic
+from tuilora.runs.begin import Session, begin
 from tuilora.runs.events import EventWriter
+from tuilora.runs.phases import StopBeforeStart
+from tuilora.runs.preflight import Plan, check_training, load_config
 from tuilora.runs.rundir import RunDir
 
-# train.log is kept: a detached run's parent opened it for the child's output.
-RUN_FILES = ("config.toml", "events.jsonl", "pid")
-SUBJECT_COUNT_PROBLEMS = frozenset({"too-few-images", "too-many-images"})
-RUN_FOLDERS = ("state", "tb", "samples", "cache")
+log = logging.getLogger("tuilora.train")
+#: Library loggers that chatter at INFO; their warnings still reach train.log.
+LIBRARY_LOGGERS = ("bitsandbytes", "LyCORIS", "diffusers", "transformers", "accelerate", "torch")
 
 
-def resolve_run(config: TrainingConfig) -> RunDir:
-    name = config.output_name or "lora"
-    return RunDir.for_output(config.output_dir, name)
+class StopRequest:
+    """SIGINT / SIGTERM set a flag the trainer reads between steps (and between phases
+    before step 1); installed before anything slow, so no Ctrl+C is ever lost."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def install(self) -> StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Outside the main thread (tests) signals cannot be caught: stop via .requested.
+            with contextlib.suppress(ValueError):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
 
-def load_for_training(
-    config_path: str | None, resume: str | None
-) -> tuple[TrainingConfig, list[str]]:
-    """The config to train and notices for the user (e.g. ignored sd-scripts keys)."""
-    if resume:
-        path = Path(resume) / "config.toml"
-        if not path.is_file():
-            raise UserError(
-                f"--resume {resume}: no config.toml there (is it a tuilora run folder?)"
-            )
-        return load_toml(path).config, []
-    if not config_path:
-        raise UserError("give a config file (tuilora train CONFIG) or --resume RUN")
-    loaded = load_toml(config_path)
-    notices = []
-    if loaded.ignored:
-        notices.append(
-            "ignored sd-scripts options (tuilora does not use them): " + ", ".join(loaded.ignored)
-        )
-    config = loaded.config
-    if config.output_name is None:
-        config.output_name = Path(config_path).stem
-    return config, notices
+def quiet_libraries(level: int = logging.ERROR) -> None:
+    """Keep the training stack's chatter out of the terminal and the TUI (``level`` and up
+    still reach the log handlers); no progress bars from the libraries."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity(level)
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity(level)
+    transformers_logging.disable_progress_bar()
 
 
-def refuse_existing(run: RunDir, *, resume: bool, force: bool) -> None:
-    """A run directory that holds a run is never overwritten without --force."""
-    existing = [name for name in ("config.toml", "events.jsonl") if (run.root / name).exists()]
-    if existing and not resume and not force:
-        raise UserError(
-            f"{run.root} already holds a run: pass --force to start over, or --resume"
-            f" {run.root} to continue it"
-        )
-
-
-def clear_run_dir(run: RunDir) -> None:
-    """With --force: remove the old run's own files (never anything else in the folder)."""
-    for name in RUN_FILES:
-        (run.root / name).unlink(missing_ok=True)
-    for folder in RUN_FOLDERS:
-        shutil.rmtree(run.root / folder, ignore_errors=True)
-    for lora in [run.final, *run.snapshots()]:
-        lora.unlink(missing_ok=True)
-
-
-def check_dataset(config: TrainingConfig, force: bool) -> list[str]:
-    """Refuse a dataset with errors unless forced (scenario 7); return warnings to show."""
-    if not config.train_data_dir:
-        raise UserError("train_data_dir is not set: give the folder of <repeats>_<name> folders")
-    from tuilora.advisor.dataset_facts import dataset_facts
-
-    width, _ = config.resolution_wh()
-    facts = dataset_facts(
-        config.train_data_dir, caption_extension=config.caption_extension, resolution=width
-    )
-    # The subject is not part of a training config, so image-count advice is the advisor's.
-    problems = [p for p in facts.problems if p.id not in SUBJECT_COUNT_PROBLEMS]
-    errors = [p for p in problems if p.severity == "error"]
-    if errors and not force:
-        raise UserError(
-            f"the dataset has {len(errors)} error(s), first: {errors[0].message} — run"
-            f" `tuilora dataset check {config.train_data_dir}` for all, or pass --force"
-        )
-    return [p.message for p in problems if p.severity in ("error", "warning")]
-
-
-def _lock(run: RunDir) -> IO[str]:
-    handle = open(run.lock, "w")  # noqa: SIM115 - held for the whole run
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UserError(
-            f"{run.root} is being trained by another process (see its pid file)"
-        ) from None
-    return handle
-
-
-def _file_logging(run: RunDir) -> logging.Handler:
-    handler = logging.FileHandler(run.log, encoding="utf-8")
+def _file_logging(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -118,20 +85,9 @@ def _file_logging(run: RunDir) -> logging.Handler:
     return handler
 
 
-def quiet_libraries() -> None:
-    """Keep the training stack's chatter out of the terminal and the TUI: only errors from
-    the libraries themselves; tuilora's own events and log say what matters."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    for name in ("bitsandbytes", "LyCORIS", "diffusers", "transformers", "accelerate", "torch"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.set_verbosity_error()
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
+def is_main_process() -> bool:
+    """Under ``accelerate launch`` every process runs this; only rank 0 owns the run dir."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def run_training(
@@ -143,57 +99,147 @@ def run_training(
     v_parameterization: bool = False,
     progress: bool = True,
 ) -> int:
-    config, notices = load_for_training(config_path, resume)
-    if v_parameterization:
-        config.v_parameterization = True
-    run = RunDir(Path(resume), config.output_name or "lora") if resume else resolve_run(config)
     if not is_main_process():
-        return _train_worker(config, run, resume=bool(resume), allow_pickle=allow_pickle)
-    refuse_existing(run, resume=bool(resume), force=force)
-    notices += check_dataset(config, force)
-    if not resume:
-        clear_run_dir(run)
-    run.root.mkdir(parents=True, exist_ok=True)
-    lock = _lock(run)
-    handler = _file_logging(run)
-    quiet_libraries()
+        return _train_worker(config_path, resume, allow_pickle, v_parameterization)
+    stop = StopRequest().install()
     try:
-        if not resume:
-            write_atomic(run.config, _config_text(config), overwrite=True)
-        run.pid.write_text(str(os.getpid()), encoding="utf-8")
-        with EventWriter(run.events) as events:
-            for notice in notices:
-                print(f"tuilora: {notice}", file=sys.stderr)
-                events.emit("warning", message=notice)
-            status = _train(
-                config,
-                run,
-                events,
-                resume=bool(resume),
-                allow_pickle=allow_pickle,
-                progress=progress,
-            )
+        plan = check_training(
+            config_path,
+            resume=resume,
+            force=force,
+            allow_pickle=allow_pickle,
+            v_parameterization=v_parameterization,
+        )
+        from tuilora.engine import console
+        from tuilora.engine.progress import PhaseDisplay
+
+        phases = PhaseDisplay(enabled=progress)
+        session = begin(plan, echo=_echo(phases))
+        try:
+            with console.output_to_log(plan.run.log):
+                status = _train(session, stop, allow_pickle=allow_pickle, progress=progress)
+        finally:
+            session.close()
+    finally:
+        stop.restore()
+    print(_summary(status, plan), file=sys.stderr, flush=True)
+    return 0 if status in ("finished", "stopped", "stopped-early") else 1
+
+
+def _echo(phases: Any) -> Callable[[dict[str, Any]], None]:
+    """What the console shows of the events: tuilora's notices always, phases with progress."""
+    from tuilora.engine import console
+
+    def echo(event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind in ("info", "warning", "error"):
+            prefix = "" if kind == "info" else f"{kind}: "
+            console.say(f"tuilora: {prefix}{event.get('message')}")
+        elif kind == "phase":
+            phases.show(event)
+
+    return echo
+
+
+def _train(session: Session, stop: StopRequest, *, allow_pickle: bool, progress: bool) -> str:
+    """Import the engine, train, and end the session honestly whatever happens."""
+    plan = session.plan
+    events = session.events
+    handler = _file_logging(plan.run.log)
+    try:
+        for notice in plan.notices:
+            events.emit("info", message=notice)
+        for warning in plan.warnings:
+            events.emit("warning", message=warning)
+        return _run_trainer(session, stop, allow_pickle=allow_pickle, progress=progress)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
-        lock.close()
-    print(_summary(status, run), file=sys.stderr)
-    return 0 if status in ("finished", "stopped") else 1
 
 
-def is_main_process() -> bool:
-    """Under ``accelerate launch`` every process runs this; only rank 0 owns the run dir."""
-    return int(os.environ.get("RANK", "0")) == 0
+def _run_trainer(session: Session, stop: StopRequest, *, allow_pickle: bool, progress: bool) -> str:
+    plan = session.plan
+    events = session.events
+    seen = {"started": False, "step": 0}
+    previous_echo = events.echo
+
+    def watch_start(event: dict[str, Any]) -> None:
+        if event.get("type") == "start":
+            seen["started"] = True
+        elif event.get("type") == "step":
+            seen["step"] = int(event.get("step") or 0)
+        if previous_echo is not None:
+            previous_echo(event)
+
+    events.echo = watch_start
+    try:
+        events.emit("phase", name="loading libraries", done=0, total=None, eta_s=None)
+        if stop():
+            raise StopBeforeStart("loading libraries")
+        quiet_libraries(logging.WARNING)
+        from tuilora.engine.loop import Trainer
+
+        trainer = Trainer(
+            plan.config,
+            plan.run,
+            events,
+            resume=plan.resume is not None,
+            allow_pickle=allow_pickle,
+            progress=progress,
+            should_stop=stop,
+        )
+        return trainer.run()
+    except StopBeforeStart:
+        message = _stopped_early_message(plan)
+        session.fail_before_start("stopped", message)
+        return "stopped-early"
+    except UserError as exc:
+        if seen["started"]:
+            events.emit("error", message=str(exc))
+            events.emit("end", status="crashed", step=seen["step"], final=None, message=str(exc))
+        else:
+            session.fail_before_start("failed-to-start", str(exc))
+        raise
+    except Exception as exc:
+        log.exception("training crashed")
+        status = "oom" if type(exc).__name__ == "OutOfMemoryError" else "crashed"
+        message = f"{type(exc).__name__}: {exc}"
+        if seen["started"]:
+            events.emit("error", message=message)
+            events.emit("end", status=status, step=seen["step"], final=None, message=message)
+        else:
+            session.fail_before_start("failed-to-start" if status == "crashed" else status, message)
+        raise
 
 
-def _train_worker(config: TrainingConfig, run: RunDir, *, resume: bool, allow_pickle: bool) -> int:
+def _stopped_early_message(plan: Plan) -> str:
+    if plan.resume is not None:
+        return (
+            f"stopped before the first step of the resumed session: {plan.run.root} is as it was"
+            f" (resume it again with: tuilora train --resume {plan.run.root})"
+        )
+    return (
+        "stopped before the first step: nothing was trained and there is nothing to resume"
+        " (start it again with the same command)"
+    )
+
+
+def _train_worker(
+    config_path: str | None, resume: str | None, allow_pickle: bool, v_parameterization: bool
+) -> int:
     """A non-main process: train its share, write nothing (events go nowhere)."""
+    config, run, _ = load_config(config_path, resume)
+    if v_parameterization:
+        config.v_parameterization = True
+    quiet_libraries()
+    # Optimizers print() notices ("Using decoupled weight decay"): once, from rank 0, is enough.
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
     from tuilora.engine.loop import Trainer
 
-    quiet_libraries()
     with EventWriter(os.devnull) as events:
         status = Trainer(
-            config, run, events, resume=resume, allow_pickle=allow_pickle, progress=False
+            config, run, events, resume=bool(resume), allow_pickle=allow_pickle, progress=False
         ).run()
     return 0 if status in ("finished", "stopped") else 1
 
@@ -231,43 +277,12 @@ def run_processes(train_args: list[str], processes: int) -> int:
     return subprocess.call(launch_command(train_args, processes))
 
 
-def _train(
-    config: TrainingConfig,
-    run: RunDir,
-    events: EventWriter,
-    *,
-    resume: bool,
-    allow_pickle: bool,
-    progress: bool,
-) -> str:
-    from tuilora.engine.loop import Trainer
-
-    try:
-        trainer = Trainer(
-            config, run, events, resume=resume, allow_pickle=allow_pickle, progress=progress
-        )
-        return trainer.run()
-    except UserError as exc:
-        events.emit("error", message=str(exc))
-        events.emit("end", status="crashed", step=0, final=None, message=str(exc))
-        raise
-    except Exception as exc:
-        logging.getLogger("tuilora.train").exception("training crashed")
-        events.emit("error", message=f"{type(exc).__name__}: {exc}")
-        events.emit("end", status="crashed", step=0, final=None, message=str(exc))
-        raise
-
-
-def _config_text(config: TrainingConfig) -> str:
-    import tomli_w
-
-    header = "# The resolved config of this run (tuilora TOML; sd-scripts reads it too).\n\n"
-    return header + tomli_w.dumps(to_toml_dict(config))
-
-
-def _summary(status: str, run: RunDir) -> str:
+def _summary(status: str, plan: Plan) -> str:
+    run: RunDir = plan.run
     if status == "finished":
         return f"done: {run.final}"
     if status == "stopped":
         return f"stopped and saved; continue with: tuilora train --resume {run.root}"
+    if status == "stopped-early":
+        return _stopped_early_message(plan)
     return f"training ended: {status} (see {run.events} and {run.log})"

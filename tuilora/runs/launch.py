@@ -18,8 +18,9 @@ def _ignore_hangup() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
-def launch_detached(train_args: Sequence[str], run_root: Path) -> int:
-    """Run ``tuilora train <train_args>`` in the background; return its pid."""
+def launch_detached(train_args: Sequence[str], run_root: Path) -> subprocess.Popen[bytes]:
+    """Run ``tuilora train <train_args>`` in the background (checks have passed: the run
+    folder may be created now, for its log)."""
     run_root.mkdir(parents=True, exist_ok=True)
     with open(run_root / "train.log", "ab") as log:
         process = subprocess.Popen(
@@ -31,4 +32,4 @@ def launch_detached(train_args: Sequence[str], run_root: Path) -> int:
             preexec_fn=_ignore_hangup,
             close_fds=True,
         )
-    return process.pid
+    return process

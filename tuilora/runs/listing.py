@@ -1,4 +1,5 @@
-"""``tuilora runs``: a table (or JSON) of the runs under a folder."""
+"""``tuilora runs``: a table (or JSON) of runs — under a folder, or (no folder given) under
+``./runs`` and every recent run started anywhere on this machine (``runs.registry``)."""
 
 from __future__ import annotations
 
@@ -8,49 +9,54 @@ import time
 from pathlib import Path
 
 from tuilora.errors import UserError
-from tuilora.runs.status import find_runs, run_status
+from tuilora.runs.phases import clock_text
+from tuilora.runs.status import RunStatus, run_status
+from tuilora.runs.watch import newest_runs
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
+    return clock_text(seconds) if seconds is not None else "-"
+
+
+def _started(status: RunStatus) -> str:
+    if not status.started:
         return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    local = time.localtime(status.started)
+    this_year = local.tm_year == time.localtime().tm_year
+    return time.strftime("%m-%d %H:%M" if this_year else "%Y-%m-%d", local)
 
 
-def print_runs(root: str, fmt: str) -> int:
+def print_runs(root: str | None, fmt: str) -> int:
     if fmt not in ("table", "json"):
         raise UserError(f"--format {fmt!r} is not one of: table, json")
-    folder = Path(root)
-    if not folder.exists():
+    if root is not None and not Path(root).exists():
         raise UserError(f"{root}: no such folder (runs live in runs/<name>/ by default)")
-    statuses = [run_status(path) for path in find_runs(folder)]
+    statuses = [run_status(path) for path in newest_runs(root)]
     if fmt == "json":
         sys.stdout.write(json.dumps([s.to_json() for s in statuses], indent=2) + "\n")
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Runs in {root}")
-    for column in ("run", "state", "step", "last loss", "snapshots", "started", "duration"):
-        table.add_column(column)
+    where = root if root is not None else "runs/ and recent runs"
+    if not statuses:
+        Console().print(f"no runs in {where}")
+        return 0
+    table = Table(title=f"Runs ({where})", title_justify="left", pad_edge=False)
+    table.add_column("run", overflow="fold", ratio=1)
+    for column in ("state", "step", "loss", "snaps", "started", "time"):
+        table.add_column(column, no_wrap=True)
     for status in statuses:
         total = f"/{status.total_steps}" if status.total_steps else ""
-        started = (
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(status.started))
-            if status.started
-            else "-"
-        )
         loss = f"{status.last_loss:.4f}" if isinstance(status.last_loss, float) else "-"
         table.add_row(
-            status.name,
+            status.path if root is None else status.name,
             status.state,
             f"{status.step}{total}",
             loss,
             str(status.snapshots),
-            started,
+            _started(status),
             _duration(status.duration_s),
         )
-    Console().print(table if statuses else f"no runs in {root}")
+    Console().print(table)
     return 0

@@ -1,18 +1,19 @@
-"""What state a run is in, read from its events and pid (``tuilora runs``, the monitor).
+"""What state a run is in (``tuilora runs``, ``watch``, ``stop``, ``train``, the wizard).
 
-A run is ``running`` while its trainer's pid is alive and no ``end`` event is written; its
-``end`` event says ``finished``, ``stopped``, ``diverged``, ``oom`` or ``crashed``; a run whose
-pid is gone without an ``end`` event is ``crashed`` (killed, machine rebooted, ...).
+The state comes from ``runs.lifecycle`` (the one state machine) over the run's events, with
+the trainer verified by ``runs.trainer`` (pid file, lock, command line) — never a bare pid.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tuilora.runs import statedir
 from tuilora.runs.events import parse_line, read_events
+from tuilora.runs.lifecycle import Summary, run_state, summarize
+from tuilora.runs.trainer import Trainer, find_trainer
 
 
 @dataclass(frozen=True)
@@ -25,47 +26,29 @@ class RunStatus:
     last_loss: float | None
     snapshots: int
     started: float | None
+    #: Training time (stopped intervals excluded).
     duration_s: float | None
+    #: The verified trainer's pid while it lives, else None.
+    pid: int | None = None
+    #: Why there is no live trainer ("" while there is one).
+    reason: str = ""
+    #: The step a ``--resume`` would continue from (None: nothing to resume).
+    resumable_step: int | None = None
+    #: The latest ``phase`` event while loading (name, done, total, eta_s).
+    phase: dict[str, Any] | None = None
+    #: The run has trained at least one step.
+    trained: bool = False
+    #: The last event's time.
+    last_event: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, owned by someone else
-    return True
-
-
-def read_pid(root: Path) -> int | None:
-    """The trainer's pid from ``RUN/pid`` (None when it is missing or unreadable)."""
-    try:
-        return int((root / "pid").read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        return None
-
-
-def run_state(end: dict[str, Any] | None, pid: int | None, has_events: bool) -> str:
-    """The one rule for a run's state (``tuilora runs``, ``watch``, ``stop``, the monitor):
-    its ``end`` event's status; else ``running`` while the pid lives; ``waiting`` before the
-    trainer wrote a pid or an event; otherwise ``crashed`` (gone without an end event)."""
-    if end is not None:
-        return str(end.get("status", "crashed"))
-    if pid is not None and pid_alive(pid):
-        return "running"
-    if pid is None and not has_events:
-        return "waiting"
-    return "crashed"
-
-
 TAIL_BYTES = 256 * 1024
 
 
-def _first_and_last_events(path: Path) -> list[dict[str, Any]]:
+def head_and_tail_events(path: Path) -> list[dict[str, Any]]:
     """The first events and those in the file's last 256 KB: enough for the status of a
     100,000-step run without reading all of it (a listing or a stop loop reads it often)."""
     try:
@@ -82,28 +65,40 @@ def _first_and_last_events(path: Path) -> list[dict[str, Any]]:
     return [event for line in lines if (event := parse_line(line)) is not None]
 
 
+def trainer_pid(root: Path) -> int | None:
+    """The verified trainer's pid (``runs.trainer``), None when no trainer lives."""
+    return find_trainer(root).pid
+
+
+def state_of(root: Path, summary: Summary, trainer: Trainer | None = None) -> str:
+    trainer = trainer if trainer is not None else find_trainer(root)
+    return run_state(summary, trainer_alive=trainer.alive, pid_file=(root / "pid").exists())
+
+
 def run_status(root: Path) -> RunStatus:
-    events = _first_and_last_events(root / "events.jsonl")
+    events = head_and_tail_events(root / "events.jsonl")
+    summary = summarize(events)
+    trainer = find_trainer(root)
     start = next((e for e in events if e.get("type") == "start"), None)
     steps = [e for e in events if e.get("type") == "step"]
-    end = next((e for e in reversed(events) if e.get("type") == "end"), None)
-    state = run_state(end, read_pid(root), bool(events))
-    last_t = events[-1]["t"] if events else None
-    started = start["t"] if start else (events[0]["t"] if events else None)
-    name = root.name
+    saved = statedir.newest_state(root / "state")
     snapshots = len(list(root.glob("*-[0-9][0-9][0-9][0-9][0-9][0-9].safetensors")))
     return RunStatus(
-        name=name,
+        name=root.name,
         path=str(root),
-        state=state,
+        state=state_of(root, summary, trainer),
         step=int(steps[-1]["step"]) if steps else 0,
         total_steps=int(start["total_steps"]) if start and "total_steps" in start else None,
         last_loss=steps[-1].get("loss") if steps else None,
         snapshots=snapshots,
-        started=started,
-        duration_s=round(last_t - started, 1)
-        if started is not None and last_t is not None
-        else None,
+        started=events[0]["t"] if events else None,
+        duration_s=round(summary.elapsed_s, 1) if summary.elapsed_s is not None else None,
+        pid=trainer.pid,
+        reason=trainer.reason,
+        resumable_step=saved.step if saved is not None else None,
+        phase=summary.phase,
+        trained=summary.ever_stepped,
+        last_event=events[-1]["t"] if events else None,
     )
 
 
@@ -112,11 +107,14 @@ def is_run_folder(root: Path) -> bool:
     return (root / "events.jsonl").exists() or (root / "pid").exists()
 
 
-def _last_activity(root: Path) -> float:
-    try:
-        return (root / "events.jsonl").stat().st_mtime
-    except FileNotFoundError:
-        return 0.0
+def last_activity(root: Path) -> float:
+    """When the run last wrote an event (its pid file's time before the first one)."""
+    for name in ("events.jsonl", "pid"):
+        try:
+            return (root / name).stat().st_mtime
+        except OSError:
+            continue
+    return 0.0
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -126,4 +124,4 @@ def find_runs(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and is_run_folder(p)]
-    return sorted(found, key=_last_activity, reverse=True)
+    return sorted(found, key=last_activity, reverse=True)

@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.widgets import Input, Label, Static
 
 from tuilora.modelfile.checks import model_line
+from tuilora.config import output_name_problem
 from tuilora.screens.base import StepScreen
 from tuilora.screens.details import questions_for
 from tuilora.screens.path_input import PathSuggester
@@ -100,6 +101,6 @@ class HardwareScreen(StepScreen):
 
 
 def name_problem(name: str) -> str:
-    if any(sep in name for sep in ("/", "\\")) or name in (".", ".."):
-        return "The LoRA name is a file name: no / or \\ (set the folder below)."
-    return ""
+    """The config's own rule (``output_name_problem``); an empty field is asked for later."""
+    problem = output_name_problem(name) if name else ""
+    return f"{problem[0].upper()}{problem[1:]}." if problem else ""

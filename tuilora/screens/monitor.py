@@ -29,6 +29,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Footer, Static
 
 from tuilora.errors import UserError
+from tuilora.runs.lifecycle import LIVE
 from tuilora.runs.watch import send_stop
 from tuilora.screens import monitor_text as mt
 from tuilora.screens.monitor_data import RunTail, RunView
@@ -261,7 +262,7 @@ class MonitorScreen(Screen[None]):
         self._redraw()
 
     def action_leave(self) -> None:
-        if self._state == "running":
+        if self._state in LIVE:
             self.notify("left the monitor; the training keeps running")
         self.dismiss(None)
 
@@ -269,7 +270,7 @@ class MonitorScreen(Screen[None]):
         if not self.loaded:
             return
         self._state = self.tail.state()
-        if self._state != "running":
+        if self._state not in LIVE:
             self.notify(f"the run is not running ({self._state}): nothing to stop")
             return
         self.app.push_screen(ConfirmStop(self.run_dir.name, self.tail.pid()), self._confirmed)

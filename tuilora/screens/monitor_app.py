@@ -16,6 +16,7 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
+from tuilora.runs.lifecycle import LIVE
 from tuilora.screens.monitor import MonitorScreen
 
 #: How long a finished run stays on screen before `close_when_done` leaves.
@@ -49,7 +50,7 @@ class MonitorApp(App[int]):
 
     def _close_if_done(self) -> None:
         """For `tuilora demo`: leave on our own a moment after the run has ended."""
-        if self.monitor.state in ("running", "waiting"):
+        if self.monitor.state in (*LIVE, "waiting"):
             return
         now = time.monotonic()
         if self._done_since is None:
@@ -69,7 +70,7 @@ def run_monitor(run_dir: Path, *, close_when_done: bool = False) -> int:
     if app.return_code:  # the app itself failed (its traceback is already printed)
         return app.return_code
     state = app.monitor.state
-    if state in ("running", "waiting"):
+    if state in (*LIVE, "waiting"):
         print(
             f"left the monitor; {run_dir.name} keeps training."
             f" Come back with: tuilora watch {run_dir}",

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tuilora.runs.events import EventReader
-from tuilora.runs.status import read_pid, run_state
+from tuilora.runs.lifecycle import Summary
+from tuilora.runs.status import state_of, trainer_pid
 from tuilora.screens.charts import Series
 
 #: The monitor shows the last few; older ones stay in events.jsonl and train.log.
@@ -45,6 +46,7 @@ class RunView:
     samples: list[str] = field(default_factory=list)
     sample_epoch: int | None = None
     messages: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=MESSAGES_KEPT))
+    infos: int = 0
     warnings: int = 0
     errors: int = 0
     nan_steps: int = 0
@@ -53,9 +55,12 @@ class RunView:
     last_t: float | None = None
     events: int = 0
     version: int = 0  # bumped on every change, so widgets redraw only when it moves
+    #: The run's lifecycle as the events tell it (runs.lifecycle: state, phase, elapsed).
+    session: Summary = field(default_factory=Summary)
 
     def apply(self, events: list[dict[str, Any]]) -> None:
         for event in events:
+            self.session.feed(event)
             handler = _HANDLERS.get(str(event.get("type")))
             if handler is not None:
                 handler(self, event)
@@ -88,9 +93,13 @@ class RunView:
         return [(step, f"e{epoch + 1}") for step, epoch in self.epoch_ends]
 
     def elapsed_s(self) -> float | None:
-        if self.started_t is None or self.last_t is None:
-            return None
-        return self.last_t - self.started_t
+        """Training time (the time a run sat stopped is not in it)."""
+        return self.session.elapsed_s
+
+    @property
+    def phase(self) -> dict[str, Any] | None:
+        """The latest ``phase`` event while the run loads (None once it trains)."""
+        return self.session.phase
 
 
 def _on_start(view: RunView, event: dict[str, Any]) -> None:
@@ -149,8 +158,10 @@ def _on_message(view: RunView, event: dict[str, Any]) -> None:
     view.messages.append((kind, str(event.get("message", ""))))
     if kind == "error":
         view.errors += 1
-    else:
+    elif kind == "warning":
         view.warnings += 1
+    else:
+        view.infos += 1
 
 
 def _on_end(view: RunView, event: dict[str, Any]) -> None:
@@ -164,6 +175,7 @@ _HANDLERS = {
     "step": _on_step,
     "epoch_end": _on_epoch_end,
     "sample": _on_sample,
+    "info": _on_message,
     "warning": _on_message,
     "error": _on_message,
     "end": _on_end,
@@ -221,9 +233,9 @@ class RunTail:
         return bool(events)
 
     def pid(self) -> int | None:
-        return read_pid(self.run_dir)
+        """The verified trainer's pid (runs.trainer), None when no trainer lives."""
+        return trainer_pid(self.run_dir)
 
     def state(self) -> str:
-        """running / finished / stopped / diverged / oom / crashed, or waiting (no pid, no
-        events yet: the trainer has not started writing)."""
-        return run_state(self.view.end, self.pid(), self.view.events > 0)
+        """The run's state (runs.lifecycle): waiting, loading, running, or how it ended."""
+        return state_of(self.run_dir, self.view.session)

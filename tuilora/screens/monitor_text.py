@@ -11,10 +11,13 @@ from pathlib import Path
 
 from rich.text import Text
 
+from tuilora.runs.phases import describe_phase
 from tuilora.screens.charts import GUTTER, Curve, format_value, render_chart
 from tuilora.screens.monitor_data import RunView
 
 STATE_STYLES = {
+    "loading": "bold cyan",
+    "failed-to-start": "bold red",
     "running": "bold green",
     "finished": "bold",
     "stopped": "bold yellow",
@@ -59,6 +62,9 @@ def status_lines(
         if quiet > STALE_AFTER_S:
             text.append(f"  no event for {duration(quiet)}", style="bold yellow")
     text.append("\n")
+    phase = view.phase
+    if state == "loading" and phase is not None:
+        return _phase_line(text, phase)
     fraction = min(view.step / total, 1.0) if total else 0.0
     filled = round(fraction * BAR_WIDTH)
     text.append("█" * filled, style="green")
@@ -78,12 +84,27 @@ def status_lines(
     return text
 
 
+def _phase_line(text: Text, phase: dict[str, object]) -> Text:
+    """While loading: the phase, its own bar when it has a count, and its ETA."""
+    done, count = phase.get("done"), phase.get("total")
+    if isinstance(done, int) and isinstance(count, int) and count > 0:
+        filled = round(min(done / count, 1.0) * BAR_WIDTH)
+        text.append("█" * filled, style="cyan")
+        text.append("░" * (BAR_WIDTH - filled), style="dim")
+        text.append(" ")
+    text.append(describe_phase(phase))
+    return text
+
+
 def loss_legend(view: RunView, log: bool) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("Loss", style="bold")
     text.append("  raw ⠒", style=RAW_STYLE)
     loss = view.last_step.get("loss")
-    text.append(f" {format_value(loss)}" if isinstance(loss, int | float) else " NaN")
+    if not view.last_step:
+        text.append(" -")  # no step yet: nothing to show, not a NaN
+    else:
+        text.append(f" {format_value(loss)}" if isinstance(loss, int | float) else " NaN")
     text.append("  EMA ⠒", style=EMA_STYLE)
     ema = view.last_step.get("loss_ema")
     text.append(f" {format_value(ema)}" if isinstance(ema, int | float) else " -")
@@ -187,7 +208,7 @@ MESSAGE_STYLES = {"warning": "yellow", "error": "bold red", "end": "bold", "info
 
 def messages_lines(view: RunView, rows: int) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
-    counts = f"warnings {view.warnings}, errors {view.errors}"
+    counts = f"info {view.infos}, warnings {view.warnings}, errors {view.errors}"
     if not view.messages:
         text.append(f"{counts}: nothing to report", style="dim")
         return text
@@ -206,6 +227,8 @@ def notice_line(state: str, view: RunView, run_dir: Path, *, stopping: bool = Fa
         return "stopping: the trainer saves its state and LoRA, then exits"
     if state == "running":
         return "q leaves the monitor: training keeps running · s stops it (saves first)"
+    if state == "loading":
+        return "loading before step 1 · q leaves (it keeps going) · s stops it"
     if state == "waiting":
         return f"waiting for {run_dir / 'events.jsonl'} ..."
     if state == "crashed":

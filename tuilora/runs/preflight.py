@@ -1,0 +1,340 @@
+"""Every check a user can fail, before anything is written and before torch is imported.
+
+``tuilora train`` (foreground and ``--detach``) and the wizard call ``check_training``
+first: the config, the model and VAE paths, the dataset, the sample prompts, the state to
+resume, the output folder (writable, not someone else's files, not a live run). Only when
+all pass is the run folder created or touched (``runs.begin``). A resume check answers in
+well under a second: it reads JSON files and a few headers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from tuilora.config import TrainingConfig, load_toml, output_name_problem
+from tuilora.errors import UserError
+from tuilora.runs import statedir
+from tuilora.runs.events import read_events
+from tuilora.runs.lifecycle import LIVE
+from tuilora.runs.rundir import RunDir, written_loras
+from tuilora.runs.status import RunStatus, is_run_folder, run_status
+from tuilora.runs.trainer import lock_is_held
+
+PICKLE_SUFFIXES: Final = (".ckpt", ".pt", ".pth", ".bin")
+SUBJECT_COUNT_PROBLEMS: Final = frozenset({"too-few-images", "too-many-images"})
+#: A safetensors header larger than this is not a real one (the format caps it at 100 MB).
+MAX_HEADER: Final = 100_000_000
+
+
+@dataclass
+class OldRun:
+    """A run already in the folder that the new one replaces, and its files to remove."""
+
+    status: RunStatus
+    name: str
+    loras: list[Path]
+
+
+@dataclass
+class Plan:
+    """What ``train`` will do, decided before anything is written."""
+
+    config: TrainingConfig
+    run: RunDir
+    resume: statedir.SavedState | None = None
+    replace: OldRun | None = None
+    #: Files named as this run's LoRAs that it did not write (``--force`` replaces them).
+    foreign_loras: list[Path] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# -- the config ------------------------------------------------------------------------
+def load_config(
+    config_path: str | None, resume: str | None
+) -> tuple[TrainingConfig, RunDir, list[str]]:
+    """The config to train, its run folder, and notices (e.g. ignored sd-scripts keys)."""
+    if resume:
+        root = Path(resume)
+        if not root.is_dir():
+            raise UserError(f"--resume {resume}: no such run folder")
+        if not is_run_folder(root) or not (root / "config.toml").is_file():
+            raise UserError(
+                f"--resume {resume}: not a tuilora run folder (no config.toml and events.jsonl)"
+            )
+        config = load_toml(root / "config.toml").config
+        return config, RunDir(root, config.output_name or "lora"), []
+    if not config_path:
+        raise UserError("give a config file (tuilora train CONFIG) or --resume RUN")
+    loaded = load_toml(config_path)
+    notices = []
+    if loaded.ignored:
+        notices.append(
+            "ignored sd-scripts options (tuilora does not use them): " + ", ".join(loaded.ignored)
+        )
+    config = loaded.config
+    if config.output_name is None:
+        name = Path(config_path).stem
+        problem = output_name_problem(name)
+        if problem:
+            raise UserError(
+                f"{config_path}: no output_name, and the file's name {name!r} cannot be one"
+                f" ({problem}); set output_name"
+            )
+        config.output_name = name
+    return config, RunDir.for_output(config.output_dir, config.output_name), notices
+
+
+# -- model files -----------------------------------------------------------------------
+def check_model_file(
+    value: str | None, key: str, *, allow_pickle: bool, folder_marker: str
+) -> None:
+    """``value`` is a readable model folder (holding ``folder_marker``) or model file."""
+    if not value:
+        raise UserError(
+            f"{key} is not set: give the base model (a diffusers folder or a .safetensors file)"
+        )
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise UserError(f"{key} {value}: no such file or folder")
+    if path.is_dir():
+        if not (path / folder_marker).is_file():
+            raise UserError(
+                f"{key} {value}: not a diffusers model folder (no {folder_marker}); give the"
+                " folder saved by diffusers or a single .safetensors file"
+            )
+        return
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise UserError(
+                f"{key} {value}: {suffix} files are Python pickles that can run code when"
+                " loaded; convert it to .safetensors, or pass --allow-pickle if you trust its"
+                " source"
+            )
+        _readable(path, key)
+        return
+    if suffix != ".safetensors":
+        raise UserError(f"{key} {value}: expected a .safetensors (or .ckpt) file or a folder")
+    check_safetensors_header(path, key)
+
+
+def _readable(path: Path, key: str) -> None:
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise UserError(f"{key} {path}: cannot read ({exc.strerror})") from None
+
+
+def check_safetensors_header(path: Path, key: str) -> None:
+    """The file starts with a safetensors header (length + JSON), without loading tensors."""
+    try:
+        with path.open("rb") as handle:
+            size_bytes = handle.read(8)
+            if len(size_bytes) < 8:
+                raise UserError(f"{key} {path}: not a safetensors file (too short)")
+            (size,) = struct.unpack("<Q", size_bytes)
+            if size > MAX_HEADER:
+                raise UserError(f"{key} {path}: not a safetensors file (bad header)")
+            header = json.loads(handle.read(size))
+    except OSError as exc:
+        raise UserError(f"{key} {path}: cannot read ({exc.strerror})") from None
+    except (ValueError, UnicodeDecodeError):
+        raise UserError(f"{key} {path}: not a safetensors file (bad header)") from None
+    if not isinstance(header, dict):
+        raise UserError(f"{key} {path}: not a safetensors file (bad header)")
+
+
+def check_inputs(config: TrainingConfig, *, allow_pickle: bool, force: bool) -> list[str]:
+    """Model, VAE, weights, dataset and prompt files; returns the dataset's warnings."""
+    check_model_file(
+        config.pretrained_model_name_or_path,
+        "pretrained_model_name_or_path",
+        allow_pickle=allow_pickle,
+        folder_marker="model_index.json",
+    )
+    if config.vae:
+        check_model_file(config.vae, "vae", allow_pickle=allow_pickle, folder_marker="config.json")
+    if config.network_weights and not Path(config.network_weights).is_file():
+        raise UserError(f"network_weights {config.network_weights}: no such file")
+    if config.reg_data_dir and not Path(config.reg_data_dir).is_dir():
+        raise UserError(f"reg_data_dir {config.reg_data_dir}: no such folder")
+    if config.sample_prompts:
+        from tuilora.runs.prompts import load_prompts
+
+        load_prompts(config.sample_prompts)
+    return check_dataset(config, force)
+
+
+def check_dataset(config: TrainingConfig, force: bool) -> list[str]:
+    """Refuse a dataset with errors unless forced (scenario 7); return warnings to show."""
+    if not config.train_data_dir:
+        raise UserError("train_data_dir is not set: give the folder of <repeats>_<name> folders")
+    if not Path(config.train_data_dir).is_dir():
+        raise UserError(f"train_data_dir {config.train_data_dir}: no such folder")
+    from tuilora.dataset.scan import scan_dataset
+
+    width, _ = config.resolution_wh()
+    # Near-duplicates are only ever "info", dropped here: their pixel hash is skipped.
+    report = scan_dataset(
+        config.train_data_dir,
+        resolution=width,
+        caption_extension=config.caption_extension,
+        near_duplicates=False,
+    )
+    # The subject is not part of a training config, so image-count advice is the advisor's.
+    problems = [p for p in report.problems if p.id not in SUBJECT_COUNT_PROBLEMS]
+    errors = [p for p in problems if p.severity == "error"]
+    if errors and not force:
+        raise UserError(
+            f"the dataset has {len(errors)} error(s), first: {errors[0].message} — run"
+            f" `tuilora dataset check {config.train_data_dir}` for all, or pass --force"
+        )
+    return [p.message for p in problems if p.severity in ("error", "warning")]
+
+
+# -- the run folder --------------------------------------------------------------------
+def check_writable(root: Path) -> None:
+    """``root`` (or the folder it would be created in) can be written."""
+    probe = root
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"output_dir {root}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"output_dir {root}: {probe} is not writable")
+
+
+def describe(status: RunStatus) -> str:
+    step = f" at step {status.step}" if status.step else ""
+    return f"{status.state}{step}"
+
+
+def existing_run_advice(status: RunStatus, root: Path) -> str:
+    """What to do about a run already in the folder: ``--resume`` only when it can."""
+    options = []
+    if status.resumable_step is not None and status.state != "finished":
+        options.append(f"continue it with --resume {root}")
+    options.append("start over with --force (its files are replaced)")
+    options.append("or choose another output_name / output_dir")
+    return f"{root} already holds a run ({describe(status)}): " + ", ".join(options)
+
+
+def old_run(run: RunDir, status: RunStatus) -> OldRun:
+    name = run.name
+    config = run.root / "config.toml"
+    if config.is_file():
+        # A damaged config: its LoRA files are still named after this run.
+        with contextlib.suppress(UserError):
+            name = load_toml(config).config.output_name or name
+    old = RunDir(run.root, name)
+    return OldRun(status=status, name=name, loras=written_loras(old, read_events(run.events)))
+
+
+def never_trained(status: RunStatus, old: OldRun) -> bool:
+    """A run that holds nothing worth keeping: no step, no saved state, no LoRA written."""
+    return not status.trained and status.resumable_step is None and not old.loras
+
+
+def refuse_live(status: RunStatus, run: RunDir) -> None:
+    """A run whose lock is held is never touched, with or without --force."""
+    if status.pid is not None or status.state in LIVE or lock_is_held(run.lock):
+        who = f" (pid {status.pid})" if status.pid else ""
+        raise UserError(
+            f"{run.root} is being trained now{who}: stop it first with"
+            f" `tuilora stop {run.root}`, or choose another output_name / output_dir"
+        )
+
+
+def check_run_folder(plan: Plan, *, force: bool) -> None:
+    run = plan.run
+    if run.root.exists() and not run.root.is_dir():
+        raise UserError(f"output_dir {run.root}: is a file, not a folder")
+    check_writable(run.root)
+    if not run.root.is_dir():
+        return
+    status = run_status(run.root)
+    refuse_live(status, run)
+    if is_run_folder(run.root):
+        old = old_run(run, status)
+        if never_trained(status, old):
+            plan.notices.append(
+                f"replacing the earlier run in {run.root}: it never trained a step ({status.state})"
+            )
+        elif not force:
+            raise UserError(existing_run_advice(status, run.root))
+        plan.replace = old
+    else:
+        foreign = run.foreign_items()
+        if foreign:
+            shown = ", ".join(
+                f"{name}/" if (run.root / name).is_dir() else name for name in foreign
+            )
+            raise UserError(
+                f"output_dir {run.root} holds {shown} that no tuilora run wrote: a run keeps its"
+                " own files there and never touches anyone else's — choose an empty or new"
+                " output_dir (e.g. a subfolder)"
+            )
+    replaced = set(plan.replace.loras) if plan.replace else set()
+    plan.foreign_loras = [p for p in run.lora_files() if p not in replaced]
+    if plan.foreign_loras and not force:
+        names = ", ".join(p.name for p in plan.foreign_loras[:3])
+        raise UserError(
+            f"{run.root} holds {names} that this run did not write; pass --force to let the"
+            " run replace files of that name as it saves, or choose another output_name"
+        )
+
+
+def check_resume(plan: Plan) -> None:
+    run = plan.run
+    status = run_status(run.root)
+    refuse_live(status, run)
+    saved = statedir.newest_state(run.state)
+    if saved is None:
+        if status.state == "finished":
+            reason = f"it finished at step {status.step}: nothing to resume"
+        elif statedir.legacy_state(run.state):
+            reason = "its state was saved by an older tuilora (pickled), which is not loaded"
+        elif not status.trained:
+            reason = "it stopped before its first step: nothing to resume"
+        else:
+            reason = (
+                "no saved training state (state is saved when a run is stopped, and each"
+                " epoch with save_state)"
+            )
+        raise UserError(
+            f"--resume {run.root}: {reason}; start it over with"
+            f" `tuilora train {run.config} --force`, or choose another output_name"
+        )
+    check_writable(run.root)
+    plan.resume = saved
+
+
+def check_training(
+    config_path: str | None,
+    *,
+    resume: str | None = None,
+    force: bool = False,
+    allow_pickle: bool = False,
+    v_parameterization: bool = False,
+) -> Plan:
+    """Everything ``train`` checks before it writes (raises UserError naming the problem)."""
+    config, run, notices = load_config(config_path, resume)
+    if v_parameterization:
+        config.v_parameterization = True
+    plan = Plan(config=config, run=run, notices=notices)
+    if resume:
+        check_resume(plan)
+    plan.warnings = check_inputs(config, allow_pickle=allow_pickle, force=force)
+    if not resume:
+        check_run_folder(plan, force=force)
+    return plan
