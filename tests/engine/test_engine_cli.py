@@ -15,6 +15,7 @@ import tomli_w
 
 from tuilora.cli import main
 from tuilora.config import to_toml_dict
+from tuilora.runs import statedir
 from tuilora.runs.events import read_events
 
 TINY_PINS = [
@@ -98,7 +99,8 @@ def test_ctrl_c_saves_state_and_lora_and_exits_0(make_config: Any, tmp_path: Pat
     assert process.returncode == 0, err
     end = read_events(out / "events.jsonl")[-1]
     assert end["type"] == "end" and end["status"] == "stopped"
-    assert (out / "state" / "counters.json").is_file()
+    saved = statedir.newest_state(out / "state")
+    assert saved is not None and saved.step == end["step"]
     assert Path(end["final"]).is_file() and "-step" in end["final"]
     assert "tuilora train --resume" in err
 
