@@ -28,7 +28,9 @@ MAX_STEPS: Final = 1000
 
 
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    from tuilora.engine import console
+
+    console.say(text)
 
 
 def find_run(raw: str) -> tuple[RunDir, TrainingConfig]:
@@ -160,31 +162,92 @@ def run_sample(options: Mapping[str, Any]) -> int:
         seed=seed if seed is not None else (prompt.seed or DEFAULT_SEED),
         steps=steps,
     )
-    job = grid_job(
-        config,
-        item,
-        model_path=options.get("model"),
-        allow_pickle=bool(options.get("allow_pickle")),
-    )
-    folder = run.samples / "grids"
-    written = []
-    from tuilora.engine.grids import epoch_strength_grid, save_grid, unet_te_grid
-
+    cells = 0
     if kind in ("epoch-strength", "both"):
-        _say(f"epoch × strength: {len(files)} files × {len(strengths)} strengths")
-        grid = epoch_strength_grid(job, files, strengths)
-        written.append(save_grid(grid, folder, f"{run.name}_epoch-strength"))
+        cells += len(files) * len(strengths)
     if kind in ("unet-te", "both"):
-        _say(f"Unet × TE strength of {snapshot.name}: {len(unet)} × {len(te)}")
-        grid, has_te = unet_te_grid(job, snapshot, unet, te)
-        if not has_te:
-            _say(f"note: {snapshot.name} has no text-encoder modules; the rows cannot differ")
-        written.append(save_grid(grid, folder, f"{snapshot.stem}_unet-te"))
+        cells += len(unet) * len(te)
+    folder = run.samples / "grids"
+    folder.mkdir(parents=True, exist_ok=True)
+    from tuilora.engine import console
+
+    # The libraries' warnings go to samples/grids/sample.log; tuilora's lines to the console.
+    with console.output_to_log(folder / "sample.log"):
+        job = grid_job(
+            config,
+            item,
+            model_path=options.get("model"),
+            allow_pickle=bool(options.get("allow_pickle")),
+        )
+        job = plan_time(job, cells, steps_given=steps is not None)
+        written = make_grids(job, run, kind, files, snapshot, strengths, unet, te, cells)
     for path in written:
         print(path)
     if sys.stdout.isatty() and not options.get("no_show"):
         show_in_terminal(written)
     return 0
+
+
+def plan_time(job: Any, cells: int, *, steps_given: bool) -> Any:
+    """Measure, pick the steps (fewer by default on a CPU), and say how long it will take."""
+    import dataclasses
+
+    from tuilora.engine.sample_time import CPU_BUDGET_S, cpu_steps, measure
+    from tuilora.runs.phases import clock_text
+
+    _say("timing one image ...")
+    timing = measure(job)
+    steps = job.item.steps
+    on_cpu = job.device.type == "cpu"
+    if on_cpu and not steps_given:
+        fewer = cpu_steps(timing, cells, steps)
+        if fewer < steps:
+            _say(
+                f"on the CPU: {fewer} steps per image instead of {steps}, to keep this near"
+                f" {clock_text(CPU_BUDGET_S)} (--steps {steps} for the full count)"
+            )
+            job = dataclasses.replace(job, item=dataclasses.replace(job.item, steps=fewer))
+            steps = fewer
+    total = cells * timing.cell_s(steps)
+    _say(f"{cells} images × {steps} steps on {job.device.type}: about {clock_text(total)}")
+    if on_cpu:
+        _say("sampling on the CPU is slow: a GPU makes these grids in seconds")
+    return job
+
+
+def make_grids(
+    job: Any,
+    run: RunDir,
+    kind: str,
+    files: list[Path],
+    snapshot: Path,
+    strengths: list[float],
+    unet: list[float],
+    te: list[float],
+    cells: int,
+) -> list[Path]:
+    """The chosen grids, with one progress bar over all their cells."""
+    import dataclasses
+
+    from tuilora.engine.grids import epoch_strength_grid, save_grid, unet_te_grid
+    from tuilora.engine.sample_time import CellProgress
+
+    folder = run.samples / "grids"
+    progress = CellProgress(cells)
+    job = dataclasses.replace(job, report=progress)
+    written = []
+    try:
+        if kind in ("epoch-strength", "both"):
+            grid = epoch_strength_grid(job, files, strengths)
+            written.append(save_grid(grid, folder, f"{run.name}_epoch-strength"))
+        if kind in ("unet-te", "both"):
+            grid, has_te = unet_te_grid(job, snapshot, unet, te)
+            if not has_te:
+                _say(f"note: {snapshot.name} has no text-encoder modules; the rows cannot differ")
+            written.append(save_grid(grid, folder, f"{snapshot.stem}_unet-te"))
+    finally:
+        progress.close()
+    return written
 
 
 def show_in_terminal(paths: list[Path]) -> None:

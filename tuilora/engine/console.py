@@ -46,7 +46,9 @@ def output_to_log(path: Path) -> Iterator[TextIO]:
         with contextlib.suppress(Exception):
             handle.flush()
     saved = (os.dup(1), os.dup(2))
-    console = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    # Nested (the demo's log around train's): the console stays the terminal's.
+    terminal = _stream.fileno() if _stream is not None else 2
+    console = os.fdopen(os.dup(terminal), "w", buffering=1, encoding="utf-8", errors="replace")
     log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     previous = _stream
     try:

@@ -8,7 +8,7 @@ output changes between strength 0 and 1.
 
 from __future__ import annotations
 
-import sys
+import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +46,33 @@ def demo_config_text(folder: Path) -> str:
     return render_text(rec, "toml", "tuilora demo: the advisor's config for a tiny model")
 
 
+#: What a demo folder holds; ``--force`` reuses a folder holding nothing else.
+DEMO_ENTRIES = frozenset({"model", "dataset", "demo.toml", "runs", "demo.log"})
+
+
+def demo_folder(out: str | None, *, force: bool) -> Path:
+    """A new temporary folder, or ``--out``: new or empty, or (``--force``) an old demo's."""
+    if not out:
+        return Path(tempfile.mkdtemp(prefix="tuilora-demo-"))
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {out}: is a file; give a new or empty folder")
+    entries = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if entries and not force:
+        raise UserError(
+            f"--out {out} is not empty: give a new or empty folder (--force reuses the folder"
+            " of an earlier demo)"
+        )
+    foreign = [name for name in entries if name not in DEMO_ENTRIES]
+    if foreign:
+        raise UserError(
+            f"--out {out} holds {', '.join(foreign[:3])} that no demo made: give a new or"
+            " empty folder (--force only reuses an earlier demo's folder)"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def run_demo(
     out: str | None,
     *,
@@ -55,18 +82,20 @@ def run_demo(
 ) -> int:
     """Make, advise, train, verify. ``trainer(config, run_dir)`` trains instead of the
     in-process engine (the CLI passes the live monitor's child-process trainer)."""
-    folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="tuilora-demo-"))
-    if out and (folder / "runs" / "demo" / "events.jsonl").exists() and not force:
-        raise UserError(f"{folder} already holds a demo run; pass --force or another --out")
-    folder.mkdir(parents=True, exist_ok=True)
-    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    from tuilora.engine import console
 
+    folder = demo_folder(out, force=force)
+    say = console.say
+    log = folder / "demo.log"  # the libraries' own output, not the terminal's
     say(f"tuilora demo in {folder}")
     say("1/4 building a tiny SD1.5-shaped model and a synthetic dataset ...")
-    from tuilora.engine.tiny import build_shapes_dataset, build_tiny_pipeline
+    with console.output_to_log(log):
+        from tuilora.engine.tiny import build_shapes_dataset, build_tiny_pipeline
+        from tuilora.engine.train import quiet_libraries
 
-    build_tiny_pipeline(folder / "model")
-    build_shapes_dataset(folder / "dataset", images=DEMO_IMAGES)
+        quiet_libraries(logging.WARNING)
+        build_tiny_pipeline(folder / "model")
+        build_shapes_dataset(folder / "dataset", images=DEMO_IMAGES)
     say("2/4 asking the advisor for a config ...")
     config_path = folder / "demo.toml"
     write_atomic(config_path, demo_config_text(folder), overwrite=True)
@@ -83,7 +112,8 @@ def run_demo(
     from tuilora.engine.verify import verify_lora
 
     lora = folder / "runs" / "demo" / "demo.safetensors"
-    report = verify_lora(folder / "model", lora, prompt=DEMO_PROMPT)
+    with console.output_to_log(log):
+        report = verify_lora(folder / "model", lora, prompt=DEMO_PROMPT)
     say(
         f"  {report.file_modules} LoRA modules in the file, {report.injected_total} injected"
         f" (unet {report.injected['unet']}, text encoder {report.injected['text_encoder']}),"
@@ -97,4 +127,5 @@ def run_demo(
         return 1
     say(f"done: {lora}")
     say(f"config: {config_path}   events: {folder / 'runs' / 'demo' / 'events.jsonl'}")
+    say("see it again with: tuilora watch    list runs with: tuilora runs")
     return 0
