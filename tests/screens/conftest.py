@@ -40,6 +40,19 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def make_model_file(path: Path) -> Path:
+    """A file ``tuilora train``'s torch-free checks accept as a model (a safetensors header)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(len(b"{}").to_bytes(8, "little") + b"{}")
+    return path
+
+
+@pytest.fixture
+def model_file(workdir: Path) -> Path:
+    """``model.safetensors`` in the working directory, as the tests type it."""
+    return make_model_file(workdir / "model.safetensors")
+
+
 def make_dataset(root: Path, images: int = 6, uncaptioned: int = 1) -> Path:
     """``root/10_aria`` with small PNGs and booru captions; the first ``uncaptioned`` lack one."""
     folder = root / "10_aria"
@@ -84,7 +97,6 @@ def make_app(fake_train: FakeTrain) -> Callable[..., WizardApp]:
     def build(**options: Any) -> WizardApp:
         options.setdefault("detect_vram", lambda: 12.0)
         options.setdefault("runner", fake_train)
-        options.setdefault("launch_grace_s", 0.0)
         return WizardApp(**options)
 
     return build

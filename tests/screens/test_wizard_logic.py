@@ -12,7 +12,7 @@ import pytest
 from tuilora.advisor.answers import QUESTIONS
 from tuilora.advisor.cli_advise import answers_from_options
 from tuilora.errors import UserError
-from tuilora.runs.rundir import RunDir
+from tuilora.runs import statedir
 from tuilora.screens import actions, fields, memory, steps
 from tuilora.screens.path_input import complete_path
 from tuilora.screens.state import WizardState
@@ -161,7 +161,12 @@ def test_save_export_refuses_to_overwrite(workdir: Path) -> None:
     assert path.read_text().startswith("accelerate launch")
 
 
-def test_prepare_run_writes_the_wizard_config_and_refuses_a_second(
+def make_model_file(path: Path) -> None:
+    """A file train's torch-free checks accept as a model (a safetensors header)."""
+    path.write_bytes(len(b"{}").to_bytes(8, "little") + b"{}")
+
+
+def test_prepare_run_checks_first_then_writes_the_wizard_config(
     workdir: Path, dataset: Path
 ) -> None:
     from tuilora.advisor.dataset_facts import dataset_facts
@@ -172,14 +177,52 @@ def test_prepare_run_writes_the_wizard_config_and_refuses_a_second(
     with pytest.raises(UserError, match="base model path"):
         actions.prepare_run(state)
     state.model_path, state.output_name = "model.safetensors", "aria"
+    with pytest.raises(UserError, match="model.safetensors: no such file"):
+        actions.prepare_run(state)  # train's own checks, before anything is left behind
+    assert not (workdir / "runs").exists()
+    make_model_file(workdir / "model.safetensors")
     prepared = actions.prepare_run(state)
     assert prepared.config == workdir / "runs" / "aria" / actions.WIZARD_CONFIG
     data = tomllib.loads(prepared.config.read_text())
     assert data["saving"]["output_dir"] == str(workdir / "runs" / "aria")
     assert data["dataset"]["train_data_dir"] == str(workdir / "data")
     assert prepared.command[-3:] == ("train", str(prepared.config), "--detach")
-    with pytest.raises(UserError, match="already holds a run"):
+    assert actions.prepare_run(state).config == prepared.config  # no run yet: same again
+
+
+def test_a_name_that_holds_a_run_offers_resume_start_over_or_a_new_name(
+    workdir: Path, dataset: Path
+) -> None:
+    from tuilora.advisor.dataset_facts import dataset_facts
+
+    state = character_state()
+    state.dataset_path, state.dataset = str(dataset), dataset_facts(str(dataset))
+    state.model_path, state.output_name = "model.safetensors", "aria"
+    make_model_file(workdir / "model.safetensors")
+    run = workdir / "runs" / "aria"
+    run.mkdir(parents=True)
+    events = [
+        {"t": 1.0, "type": "start", "total_steps": 40},
+        {"t": 2.0, "type": "step", "step": 12, "epoch": 1, "loss": 0.5},
+        {"t": 3.0, "type": "end", "status": "stopped", "step": 12},
+    ]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
+    with pytest.raises(actions.RunExists) as exists:
         actions.prepare_run(state)
+    assert not exists.value.old.can_resume  # no state saved: resume is not offered
+    assert "--resume" not in str(exists.value)
+    state_folder = run / "state" / "00000012"
+    state_folder.mkdir(parents=True)
+    for name in statedir.STATE_FILES:
+        (state_folder / name).write_text('{"step": 12}', encoding="utf-8")
+    with pytest.raises(actions.RunExists) as exists:
+        actions.prepare_run(state)
+    assert exists.value.old.can_resume and exists.value.old.status.resumable_step == 12
+    assert actions.resume_command(run)[-4:] == ("train", "--resume", str(run), "--detach")
+    over = actions.prepare_run(state, start_over=True)
+    assert over.command[-2:] == ("--detach", "--force")
+    state.output_name = "aria-2"
+    assert actions.prepare_run(state).run.root == workdir / "runs" / "aria-2"
 
 
 def test_launch_reports_the_last_stderr_line() -> None:
@@ -188,13 +231,6 @@ def test_launch_reports_the_last_stderr_line() -> None:
 
     with pytest.raises(UserError, match="tuilora: error: no model"):
         actions.launch(["tuilora"], runner=failing)
-
-
-def test_early_failure_reads_the_train_log(tmp_path: Path) -> None:
-    run = RunDir(root=tmp_path, name="aria")
-    assert actions.early_failure(run) == ""
-    run.log.write_text("starting\ntuilora: error: dataset has 2 errors\n", encoding="utf-8")
-    assert actions.early_failure(run) == "dataset has 2 errors"
 
 
 def test_path_completion(tmp_path: Path) -> None:

@@ -279,7 +279,7 @@ async def test_help_opens_with_f1_and_question_mark(make_app: MakeApp) -> None:
 
 
 async def test_finish_saves_and_trains(
-    make_app: MakeApp, dataset: Path, fake_train: Any, workdir: Path
+    make_app: MakeApp, dataset: Path, fake_train: Any, workdir: Path, model_file: Path
 ) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -316,7 +316,7 @@ async def test_finish_saves_and_trains(
 
 
 async def test_train_failure_shows_the_one_line_error(
-    make_app: MakeApp, dataset: Path, workdir: Path, fake_train: Any
+    make_app: MakeApp, dataset: Path, workdir: Path, fake_train: Any, model_file: Path
 ) -> None:
     fake_train.returncode = 2
     fake_train.stderr = "tuilora: error: no model at model.safetensors\n"
@@ -332,6 +332,95 @@ async def test_train_failure_shows_the_one_line_error(
         await app.screen.workers.wait_for_complete()
         await pilot.pause()
         assert "no model at model.safetensors" in text_of(app, "#finish-result")
+
+
+def trained_run(root: Path, *, with_state: bool) -> Path:
+    """A run stopped at step 12 (with its saved state, or without one)."""
+    import json
+
+    from tuilora.runs import statedir
+
+    root.mkdir(parents=True)
+    events = [
+        {"t": 1.0, "type": "start", "total_steps": 40},
+        {"t": 2.0, "type": "step", "step": 12, "epoch": 1, "loss": 0.5},
+        {"t": 3.0, "type": "end", "status": "stopped", "step": 12},
+    ]
+    (root / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
+    if with_state:
+        folder = root / "state" / "00000012"
+        folder.mkdir(parents=True)
+        for name in statedir.STATE_FILES:
+            (folder / name).write_text('{"step": 12}', encoding="utf-8")
+    return root
+
+
+async def to_finish_and_train(pilot: Pilot[int], dataset: Path) -> None:
+    app = pilot.app
+    await to_dataset(pilot)
+    await pilot.press(*str(dataset), "enter")
+    await app.screen.workers.wait_for_complete()
+    await pilot.press("ctrl+n", *["tab"] * 4, *"model.safetensors", "tab", *"aria")
+    await pilot.press("ctrl+n", "ctrl+n")
+    app.screen.query_one("#train").focus()
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("choice", ["resume", "new-name", "cancel"])
+async def test_a_name_that_holds_a_run_asks_what_to_do(
+    make_app: MakeApp,
+    dataset: Path,
+    fake_train: Any,
+    workdir: Path,
+    model_file: Path,
+    choice: str,
+) -> None:
+    from tuilora.screens.existing_run import ExistingRunDialog
+
+    run = trained_run(workdir / "runs" / "aria", with_state=True)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_finish_and_train(pilot, dataset)
+        assert isinstance(app.screen, ExistingRunDialog)
+        assert app.screen.query_one("#resume").has_focus  # a state is saved: offered first
+        if choice == "resume":
+            await pilot.press("enter")
+        elif choice == "new-name":
+            app.screen.query_one("#new-name").focus()
+            await pilot.press(*"a/b", "enter")  # not a file name: said, and asked again
+            assert "file name, without /" in str(app.screen.query_one("#name-problem").render())
+            await pilot.press("ctrl+u", *"aria-2", "enter")
+        else:
+            await pilot.press("escape")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        calls = [call[3:] for call in fake_train.calls]
+    if choice == "resume":
+        assert calls == [["train", "--resume", str(run), "--detach"]]
+    elif choice == "new-name":
+        config = workdir / "runs" / "aria-2" / "wizard.toml"
+        assert calls == [["train", str(config), "--detach"]]
+    else:
+        assert calls == [] and not (run / "wizard.toml").exists()
+
+
+async def test_without_a_saved_state_resume_is_not_offered(
+    make_app: MakeApp, dataset: Path, fake_train: Any, workdir: Path, model_file: Path
+) -> None:
+    from tuilora.screens.existing_run import ExistingRunDialog
+
+    trained_run(workdir / "runs" / "aria", with_state=False)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_finish_and_train(pilot, dataset)
+        assert isinstance(app.screen, ExistingRunDialog)
+        assert not app.screen.query("#resume")
+        app.screen.query_one("#over").focus()
+        await pilot.press("enter")  # start over: --force replaces the old run's files
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert fake_train.calls[-1][-2:] == ["--detach", "--force"]
 
 
 async def test_train_needs_a_dataset(make_app: MakeApp, workdir: Path) -> None:

@@ -11,6 +11,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from tuilora.advisor.export import command_header, render_text
 from tuilora.advisor.recommend import Recommendation, recommend
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
+from tuilora.runs.lifecycle import LIVE
+from tuilora.runs.preflight import OldRun, check_training, existing_run_advice, find_old_run
 from tuilora.runs.rundir import RunDir
 from tuilora.screens.state import WizardState
 
@@ -122,17 +125,35 @@ def missing_for_training(state: WizardState) -> list[str]:
     return missing
 
 
-def prepare_run(state: WizardState) -> PreparedRun:
-    """Write ``runs/<name>/wizard.toml`` (or ``<output_dir>/wizard.toml``) for ``train``."""
+class RunExists(UserError):
+    """The run folder already holds a run that trained: the wizard asks what to do
+    (resume it when a state is saved, start over, or choose another name)."""
+
+    def __init__(self, root: Path, old: OldRun) -> None:
+        super().__init__(existing_run_advice(old.status, root))
+        self.root = root
+        self.old = old
+
+
+def run_dir_of(state: WizardState) -> RunDir:
+    run = RunDir.for_output(state.output_dir or None, state.output_name)
+    return RunDir(root=Path(os.path.expanduser(str(run.root))).absolute(), name=run.name)
+
+
+def prepare_run(state: WizardState, *, start_over: bool = False) -> PreparedRun:
+    """Write ``runs/<name>/wizard.toml`` (or ``<output_dir>/wizard.toml``) for ``train``,
+    after every check ``train`` makes (a failure leaves no folder behind)."""
     missing = missing_for_training(state)
     if missing:
         raise UserError("to train, the wizard still needs " + " and ".join(missing))
-    run = RunDir.for_output(state.output_dir or None, state.output_name)
-    root = Path(os.path.expanduser(str(run.root))).absolute()
-    run = RunDir(root=root, name=run.name)
+    run = run_dir_of(state)
+    root = run.root
+    old = find_old_run(run)
+    if old is not None and old.status.state in LIVE:
+        raise UserError(f"{root} is being trained now: open it with Open run to follow it")
+    if old is not None and not old.never_trained and not start_over:
+        raise RunExists(root, old)
     config_path = root / WIZARD_CONFIG
-    if run.config.exists() or run.events.exists() or config_path.exists():
-        raise UserError(f"{root} already holds a run: choose another LoRA name or output folder")
     # Absolute paths: the run's config must work from wherever `tuilora train` is started.
     paths = {
         key: str(Path(os.path.expanduser(str(value))).absolute())
@@ -150,17 +171,33 @@ def prepare_run(state: WizardState) -> PreparedRun:
         raise UserError(rec.errors[0].message)
     text = render_text(rec, "toml", command_header(advise_argv(state)))
     tomllib.loads(text)  # what train will read must parse; a failure here is a bug
+    check_config(text, start_over=start_over)  # everything train checks first
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{root}: cannot create the run folder ({exc.strerror})") from None
-    write_atomic(config_path, text)
-    return PreparedRun(run=run, config=config_path, command=tuple(train_command(config_path)))
+    write_atomic(config_path, text, overwrite=True)
+    command = train_command(config_path, force=start_over)
+    return PreparedRun(run=run, config=config_path, command=tuple(command))
 
 
-def train_command(config: Path) -> list[str]:
+def check_config(text: str, *, start_over: bool) -> None:
+    """``tuilora train``'s own checks on the config text, before the run folder exists (the
+    text is read from a temporary file: nothing is left behind when a check fails)."""
+    with tempfile.TemporaryDirectory(prefix="tuilora-wizard-") as folder:
+        path = Path(folder) / WIZARD_CONFIG
+        path.write_text(text, encoding="utf-8")
+        check_training(str(path), force=start_over)
+
+
+def resume_command(root: Path) -> tuple[str, ...]:
+    return (sys.executable, "-m", "tuilora", "train", "--resume", str(root), "--detach")
+
+
+def train_command(config: Path, *, force: bool = False) -> list[str]:
     """The child process that trains: the UI never imports the engine (DESIGN §2)."""
-    return [sys.executable, "-m", "tuilora", "train", str(config), "--detach"]
+    command = [sys.executable, "-m", "tuilora", "train", str(config), "--detach"]
+    return [*command, "--force"] if force else command
 
 
 def launch(command: Sequence[str], runner: Runner = subprocess.run) -> str:
@@ -188,22 +225,6 @@ def launch(command: Sequence[str], runner: Runner = subprocess.run) -> str:
 def _last_line(text: str | None) -> str:
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[-1] if lines else ""
-
-
-def early_failure(run: RunDir) -> str:
-    """The trainer's one-line error if the detached child already stopped on one ("" if not).
-
-    ``--detach`` returns before the child has read its config; a refusal (dataset errors, a
-    missing model) lands in ``train.log`` as ``tuilora: error: ...``.
-    """
-    try:
-        lines = run.log.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    for line in reversed(lines[-20:]):
-        if line.startswith("tuilora: error:"):
-            return line.removeprefix("tuilora: error:").strip()
-    return ""
 
 
 def watch_command(root: str | Path) -> str:

@@ -83,7 +83,6 @@ class WizardApp(App[int]):
         scan_dataset: Callable[..., DatasetReport] = _scan_dataset,
         runner: Runner = subprocess.run,
         memory_path: Path | None = None,
-        launch_grace_s: float = 2.0,
     ) -> None:
         super().__init__()
         self.state = WizardState()
@@ -93,7 +92,6 @@ class WizardApp(App[int]):
         self.scan_dataset = scan_dataset
         self.runner = runner
         #: How long to watch a just-started trainer for an early refusal.
-        self.launch_grace_s = launch_grace_s
         self.detecting_vram = True
         self.dataset_report: DatasetReport | None = None
         #: A file was saved or training started: quitting needs no confirmation.

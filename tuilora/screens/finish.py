@@ -7,7 +7,6 @@ and ``tuilora watch RUN`` follows it.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,16 +21,19 @@ from tuilora.errors import UserError
 from tuilora.screens.actions import (
     EXPORTS,
     PreparedRun,
+    RunExists,
     default_file,
-    early_failure,
     export_text,
     launch,
     missing_for_training,
     prepare_run,
+    resume_command,
+    run_dir_of,
     save_export,
     watch_command,
 )
 from tuilora.screens.base import StepScreen
+from tuilora.screens.existing_run import Choice, ExistingRunDialog
 from tuilora.screens.path_input import PathSuggester
 from tuilora.screens.question_field import Choices, Radio
 
@@ -153,8 +155,14 @@ class FinishScreen(StepScreen):
         if missing:
             self.result("To train, first give " + " and ".join(missing) + ".", error=True)
             return
+        self.prepare_and_start()
+
+    def prepare_and_start(self, *, start_over: bool = False) -> None:
         try:
-            prepared = prepare_run(self.wizard.state)
+            prepared = prepare_run(self.wizard.state, start_over=start_over)
+        except RunExists as exists:
+            self.app.push_screen(ExistingRunDialog(exists.root, exists.old), self._existing)
+            return
         except UserError as exc:
             self.result(str(exc), error=True)
             return
@@ -163,6 +171,21 @@ class FinishScreen(StepScreen):
         self.result(f"Wrote {prepared.config}; starting tuilora train …")
         self.start_training(prepared)
 
+    def _existing(self, choice: Choice | None) -> None:
+        """The answer of the "already holds a run" dialog."""
+        if choice is None:
+            self.result("Not started: choose resume, start over or a new name.", error=True)
+        elif choice[0] == "resume":
+            run = run_dir_of(self.wizard.state)
+            self.query_one("#train", Button).disabled = True
+            self.result(f"Resuming {run.root} …")
+            self.start_training(PreparedRun(run, run.config, resume_command(run.root)))
+        elif choice[0] == "over":
+            self.prepare_and_start(start_over=True)
+        else:
+            self.wizard.state.output_name = choice[1]
+            self.prepare_and_start()
+
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
     def start_training(self, prepared: PreparedRun) -> None:
         try:
@@ -170,12 +193,8 @@ class FinishScreen(StepScreen):
         except UserError as exc:
             self.app.call_from_thread(self._train_failed, str(exc))
             return
-        # Give the detached trainer a moment to refuse (dataset errors, a bad model path).
-        time.sleep(self.wizard.launch_grace_s)
-        failure = early_failure(prepared.run)
-        if failure:
-            self.app.call_from_thread(self._train_failed, failure)
-            return
+        # `train --detach` returned once the trainer wrote its pid: its refusals (checks
+        # before any write) came back through the exit code; later ones show in the monitor.
         self.app.call_from_thread(self._train_started, str(prepared.run.root))
 
     def _train_failed(self, message: str) -> None:

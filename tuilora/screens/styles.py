@@ -162,7 +162,7 @@ Select {
 }
 
 /* dialogs */
-HelpScreen, ConfirmQuit {
+HelpScreen, ConfirmQuit, ExistingRunDialog {
     align: center middle;
 }
 
