@@ -200,10 +200,12 @@ def train(
             processes=count,
         )
     if count > 1:
-        from tuilora.engine.train import run_processes
-        from tuilora.runs.preflight import check_training
+        import os
 
-        # Every check before the N processes start (they only repeat it in rank 0).
+        from tuilora.engine.train import run_processes
+        from tuilora.runs.preflight import DATASET_CHECKED, check_training
+
+        # Every check before the N processes start (rank 0 repeats the dataset's as a phase).
         check_training(
             config,
             resume=resume,
@@ -211,6 +213,7 @@ def train(
             allow_pickle=allow_pickle,
             v_parameterization=v_parameterization,
         )
+        os.environ[DATASET_CHECKED] = "1"
         args = [a for a in [config] if a]
         args += ["--resume", resume] if resume else []
         args += ["--force"] * force + ["--allow-pickle"] * allow_pickle

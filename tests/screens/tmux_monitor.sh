@@ -30,11 +30,15 @@ cleanup() {
 trap cleanup EXIT
 
 # The stand-in trainer: 120 events at once, then one every 0.1 s; SIGINT ends it "stopped".
-setsid "$PYTHON" - "$FIXTURES/healthy.jsonl" "$WORK/runs/aria" <<'PY' &
-import json, os, signal, sys, time
+# Like tuilora train it holds the run's lock and runs as `tuilora` (what stop verifies).
+mkdir -p "$WORK/bin"
+cat > "$WORK/bin/tuilora" <<'PY'
+import fcntl, json, os, signal, sys, time
 from pathlib import Path
 lines = Path(sys.argv[1]).read_text(encoding="utf-8").splitlines(keepends=True)[:-1]
 run = Path(sys.argv[2])
+lock = open(run / "lock", "a")
+fcntl.flock(lock, fcntl.LOCK_EX)
 (run / "pid").write_text(str(os.getpid()), encoding="utf-8")
 events = (run / "events.jsonl").open("a", encoding="utf-8")
 step = 0
@@ -57,6 +61,7 @@ for index, line in enumerate(lines):
         time.sleep(0.1)
 time.sleep(600)
 PY
+setsid "$PYTHON" "$WORK/bin/tuilora" "$FIXTURES/healthy.jsonl" "$WORK/runs/aria" &
 TRAINER_PID=$!
 
 tmux new-session -d -s "$SESSION" -x 80 -y 24 -c "$WORK" \

@@ -23,6 +23,7 @@ from tuilora.engine.models import BaseModel, load_base_model
 from tuilora.engine.network import NetworkBase, build_network
 from tuilora.engine.text import TextEncoding
 from tuilora.errors import UserError
+from tuilora.runs.phases import PhaseReporter
 
 log = logging.getLogger("tuilora.train")
 
@@ -164,8 +165,10 @@ def prepare_items(
     device: torch.device,
     vae_dtype: torch.dtype,
     cache_dir: Path,
+    phases: PhaseReporter | None = None,
 ) -> list[data.TrainItem]:
-    """The training items, their latents cached (in memory, or in ``cache_dir``) when asked."""
+    """The training items, their latents cached (in memory, or in ``cache_dir``) when asked;
+    ``phases`` hears of the caching (a phase of its own, with a count)."""
     items = data.collect_items(config)
     if config.cache_latents:
         if config.color_aug or config.random_crop:
@@ -173,6 +176,8 @@ def prepare_items(
                 "cache_latents cannot be used with color_aug or random_crop (they change"
                 " the image every step): turn one of them off"
             )
+        if phases is not None:
+            phases.begin("caching latents", total=len({item.image for item in items}))
         data.cache_latents(
             items,
             model.vae,
@@ -181,6 +186,7 @@ def prepare_items(
             flip=config.flip_aug,
             disk_dir=cache_dir if config.cache_latents_to_disk else None,
             dtype=vae_dtype,
+            progress=phases.advance if phases is not None else None,
         )
     return items
 

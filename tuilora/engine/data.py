@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,8 +196,10 @@ def cache_latents(
     flip: bool,
     disk_dir: Path | None,
     dtype: torch.dtype,
+    progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Encode every distinct image once (and its mirror with flip_aug); optionally on disk."""
+    """Encode every distinct image once (and its mirror with flip_aug); optionally on disk.
+    ``progress(done)`` follows the distinct images (the trainer's ``caching latents`` phase)."""
     from safetensors.torch import load_file, save_file
 
     cache: dict[Path, TrainItem] = {}
@@ -231,3 +233,5 @@ def cache_latents(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 save_file(tensors, str(path))
         cache[item.image] = item
+        if progress is not None:
+            progress(len(cache))

@@ -29,7 +29,9 @@ from tuilora.engine.save import save_lora
 from tuilora.engine.sdxl import unet_kwargs
 from tuilora.engine.state import Counters, LoadedState, load_state, save_state
 from tuilora.engine.text import check_text_cache
+from tuilora.errors import UserError
 from tuilora.runs.events import EventWriter, read_events
+from tuilora.runs.phases import PhaseReporter
 from tuilora.runs.rundir import RunDir, written_loras
 
 log = logging.getLogger("tuilora.train")
@@ -90,6 +92,10 @@ class Trainer:
         self.main = self.accelerator.is_main_process
         self.tb: Any = None
         self._scaled_keys: tuple[int, float] = (0, 0.0)
+        # Phases before step 1 (DESIGN §7). A stop there ends the run at once — with one
+        # process; several agree on a stop only after a step (distributed.any_across).
+        single = self.accelerator.num_processes == 1
+        self.phases = PhaseReporter(self._emit, self._stop_now if single else lambda: False)
 
     # -- setup -------------------------------------------------------------------------
     def _mixed_precision(self) -> str:
@@ -109,19 +115,27 @@ class Trainer:
         """The run's pieces, step by step (each step is in ``build.py``)."""
         config = self.config
         torch.manual_seed(self.seed)
+        self.phases.begin("loading the model")
         model, precision = build.load_model(
             config, self.device, self.accelerator.mixed_precision, allow_pickle=self.allow_pickle
         )
         train_unet, train_te = build.parts_to_train(config)
         check_text_cache(config, train_te)
+        self.phases.begin("preparing the network")
         network = build.make_network(
             config, model, self.device, train_unet=train_unet, train_text_encoder=train_te
         )
         build.set_training_mode(
             model, gradient_checkpointing=config.gradient_checkpointing, train_te=train_te
         )
+        self.phases.begin("reading the dataset")
         items = build.prepare_items(
-            config, model, self.device, precision.vae, self.run_dir.root / "cache" / "latents"
+            config,
+            model,
+            self.device,
+            precision.vae,
+            self.run_dir.root / "cache" / "latents",
+            phases=self.phases,
         )
         plan = build.plan_steps(config, items, self.seed, self.accelerator.num_processes)
         optimizer, scheduler = build.make_optimizer(
@@ -154,6 +168,7 @@ class Trainer:
         built = self.build()
         counters = Counters(session_id=random.randint(0, 2**31), started_at=time.time())
         if self.resume:
+            self.phases.begin("restoring the saved state")
             counters = self._restore(built, load_state(self.run_dir.state))
         facts = metadata.RunFacts(
             family=built.model.family,
@@ -459,9 +474,16 @@ class Trainer:
         )
 
     def _restore(self, built: Built, state: LoadedState) -> Counters:
-        built.network.load_state_dict(state.network)
-        built.optimizer.load_state_dict(state.optimizer)
-        built.scheduler.load_state_dict(state.scheduler)
+        try:
+            built.network.load_state_dict(state.network)
+            built.optimizer.load_state_dict(state.optimizer)
+            built.scheduler.load_state_dict(state.scheduler)
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(
+                f"{self.run_dir.state}: the saved state does not fit this run's network and"
+                f" optimizer ({reason[:160]}); was its config.toml changed?"
+            ) from None
         return state.counters
 
     def _diverged(self, counters: Counters, value: float) -> str:

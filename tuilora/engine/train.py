@@ -25,7 +25,7 @@ from tuilora.errors import UserError
 from tuilora.runs.begin import Session, begin
 from tuilora.runs.events import EventWriter
 from tuilora.runs.phases import StopBeforeStart
-from tuilora.runs.preflight import Plan, check_training, load_config
+from tuilora.runs.preflight import Plan, check_dataset, check_training, load_config
 from tuilora.runs.rundir import RunDir
 
 log = logging.getLogger("tuilora.train")
@@ -149,8 +149,6 @@ def _train(session: Session, stop: StopRequest, *, allow_pickle: bool, progress:
     try:
         for notice in plan.notices:
             events.emit("info", message=notice)
-        for warning in plan.warnings:
-            events.emit("warning", message=warning)
         return _run_trainer(session, stop, allow_pickle=allow_pickle, progress=progress)
     finally:
         logging.getLogger().removeHandler(handler)
@@ -173,6 +171,11 @@ def _run_trainer(session: Session, stop: StopRequest, *, allow_pickle: bool, pro
 
     events.echo = watch_start
     try:
+        if plan.dataset_deferred:
+            events.emit("phase", name="checking the dataset", done=0, total=None, eta_s=None)
+            plan.warnings = check_dataset(plan.config, plan.force)
+        for warning in plan.warnings:
+            events.emit("warning", message=warning)
         events.emit("phase", name="loading libraries", done=0, total=None, eta_s=None)
         if stop():
             raise StopBeforeStart("loading libraries")

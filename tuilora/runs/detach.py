@@ -88,7 +88,7 @@ def start_detached(
     args += ["--processes", str(processes)] if processes > 1 else []
     args.append("--no-progress")
     before = _pid_stamp(root)
-    child = launch_detached([a for a in args if a is not None], root)
+    child = launch_detached([a for a in args if a is not None], root, dataset_checked=True)
     pid = wait_for_trainer(root, child.poll, before)
     print(f"training in the background (pid {pid}): {root}", file=sys.stderr)
     print(f"follow it with: tuilora watch {root}    log: {root / 'train.log'}", file=sys.stderr)

@@ -19,6 +19,7 @@ EVERY_S: Final = 0.5
 #: ``watch --plain`` and the console show their ``name`` as written.
 PHASES: Final = (
     "starting",
+    "checking the dataset",
     "loading libraries",
     "loading the model",
     "preparing the network",

@@ -28,6 +28,10 @@ from tuilora.runs.trainer import lock_is_held
 
 PICKLE_SUFFIXES: Final = (".ckpt", ".pt", ".pth", ".bin")
 SUBJECT_COUNT_PROBLEMS: Final = frozenset({"too-few-images", "too-many-images"})
+#: Set by ``train --detach`` (and ``--processes``) for the trainer it starts: the dataset
+#: passed the checks there, so the trainer writes its first event at once and scans the
+#: dataset again as its first phase (a large dataset takes seconds to scan).
+DATASET_CHECKED: Final = "TUILORA_DATASET_CHECKED"
 #: A safetensors header larger than this is not a real one (the format caps it at 100 MB).
 MAX_HEADER: Final = 100_000_000
 
@@ -39,6 +43,16 @@ class OldRun:
     status: RunStatus
     name: str
     loras: list[Path]
+
+    @property
+    def never_trained(self) -> bool:
+        """It holds nothing worth keeping: no step, no saved state, no LoRA written."""
+        status = self.status
+        return not status.trained and status.resumable_step is None and not self.loras
+
+    @property
+    def can_resume(self) -> bool:
+        return self.status.resumable_step is not None and self.status.state != "finished"
 
 
 @dataclass
@@ -53,6 +67,12 @@ class Plan:
     foreign_loras: list[Path] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    force: bool = False
+
+    @property
+    def dataset_deferred(self) -> bool:
+        """The dataset scan is the trainer's first phase (see ``DATASET_CHECKED``)."""
+        return os.environ.get(DATASET_CHECKED) == "1"
 
 
 # -- the config ------------------------------------------------------------------------
@@ -170,6 +190,8 @@ def check_inputs(config: TrainingConfig, *, allow_pickle: bool, force: bool) -> 
         from tuilora.runs.prompts import load_prompts
 
         load_prompts(config.sample_prompts)
+    if os.environ.get(DATASET_CHECKED) == "1":
+        return []  # checked by the launching process; the trainer repeats it as a phase
     return check_dataset(config, force)
 
 
@@ -223,7 +245,7 @@ def existing_run_advice(status: RunStatus, root: Path) -> str:
     """What to do about a run already in the folder: ``--resume`` only when it can."""
     options = []
     if status.resumable_step is not None and status.state != "finished":
-        options.append(f"continue it with --resume {root}")
+        options.append(f"continue it with `tuilora train --resume {root}`")
     options.append("start over with --force (its files are replaced)")
     options.append("or choose another output_name / output_dir")
     return f"{root} already holds a run ({describe(status)}): " + ", ".join(options)
@@ -240,9 +262,11 @@ def old_run(run: RunDir, status: RunStatus) -> OldRun:
     return OldRun(status=status, name=name, loras=written_loras(old, read_events(run.events)))
 
 
-def never_trained(status: RunStatus, old: OldRun) -> bool:
-    """A run that holds nothing worth keeping: no step, no saved state, no LoRA written."""
-    return not status.trained and status.resumable_step is None and not old.loras
+def find_old_run(run: RunDir) -> OldRun | None:
+    """The run already in ``run``'s folder (None when it holds none)."""
+    if not is_run_folder(run.root):
+        return None
+    return old_run(run, run_status(run.root))
 
 
 def refuse_live(status: RunStatus, run: RunDir) -> None:
@@ -266,7 +290,7 @@ def check_run_folder(plan: Plan, *, force: bool) -> None:
     refuse_live(status, run)
     if is_run_folder(run.root):
         old = old_run(run, status)
-        if never_trained(status, old):
+        if old.never_trained:
             plan.notices.append(
                 f"replacing the earlier run in {run.root}: it never trained a step ({status.state})"
             )
@@ -331,7 +355,7 @@ def check_training(
     config, run, notices = load_config(config_path, resume)
     if v_parameterization:
         config.v_parameterization = True
-    plan = Plan(config=config, run=run, notices=notices)
+    plan = Plan(config=config, run=run, notices=notices, force=force)
     if resume:
         check_resume(plan)
     plan.warnings = check_inputs(config, allow_pickle=allow_pickle, force=force)
