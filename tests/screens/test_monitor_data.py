@@ -127,7 +127,7 @@ def test_texts_fit_80_columns_and_name_samples_and_snapshots(tmp_path: Path) -> 
         ]
     )  # fmt: skip
     status = str(mt.status_lines("aria", view, "running", now=23.0)).split("\n")
-    assert "step 40/100" in status[0] and "elapsed 0:12" in status[0]
+    assert "step 40/100" in status[0] and "elapsed 0:13" in status[0]  # 12 s of events, 1 s since
     assert "40%" in status[1] and "ETA 1:15" in status[1] and "on cpu" in status[1]
     assert "no event" not in status[0]
     stale = str(mt.status_lines("aria", view, "running", now=22.0 + 600))

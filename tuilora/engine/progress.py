@@ -86,8 +86,8 @@ class Progress:
         if not self.enabled:
             return
         info = f"epoch {epoch} loss {loss:.4f}{_format_ld(lr_d)} {samples_per_s:.1f} img/s"
-        if self._bar is not None:
-            self._bar.update(self._task, completed=step, info=info)
+        if self._bar is not None:  # short: at 80 columns the bar needs its room
+            self._bar.update(self._task, completed=step, info=f"ep {epoch} loss {loss:.4f}")
         elif step % self._every == 0 or step == self.total:
             console.say(f"step {step}/{self.total} {info} eta {clock_text(eta_s)}")
 

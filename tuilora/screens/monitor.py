@@ -92,18 +92,25 @@ class ConfirmStop(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "Keep training"),
     ]
 
-    def __init__(self, name: str, pid: int | None) -> None:
+    def __init__(self, name: str, pid: int | None, *, loading: bool = False) -> None:
         super().__init__()
         self.run_name = name
         self.pid = pid
+        self.loading = loading
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(f"Stop training {self.run_name}?", id="question")
-            yield Static(
-                f"The trainer (pid {self.pid}) saves its state and the current LoRA, then"
-                " exits; `tuilora train --resume` continues it later."
-            )
+            if self.loading:  # before its first step: nothing new to save
+                yield Static(
+                    f"The trainer (pid {self.pid}) is still loading: it stops at once; the"
+                    " run is left as it was before this start."
+                )
+            else:
+                yield Static(
+                    f"The trainer (pid {self.pid}) saves its state and the current LoRA,"
+                    " then exits; `tuilora train --resume` continues it later."
+                )
             with Horizontal():
                 yield Button("Stop (y)", id="yes", variant="error", compact=True)
                 yield Button("Keep training (n)", id="no", compact=True)
@@ -273,7 +280,10 @@ class MonitorScreen(Screen[None]):
         if self._state not in LIVE:
             self.notify(f"the run is not running ({self._state}): nothing to stop")
             return
-        self.app.push_screen(ConfirmStop(self.run_dir.name, self.tail.pid()), self._confirmed)
+        confirm = ConfirmStop(
+            self.run_dir.name, self.tail.pid(), loading=self._state == "loading"
+        )
+        self.app.push_screen(confirm, self._confirmed)
 
     def _confirmed(self, yes: bool | None) -> None:
         if yes:

@@ -56,7 +56,10 @@ def status_lines(
     text.append(f"  step {view.step}/{total or '?'}")
     if view.epoch is not None:
         text.append(f"  epoch {view.epoch}/{view.epochs or '?'}")
-    text.append(f"  elapsed {duration(view.elapsed_s())}")
+    elapsed = view.elapsed_s()
+    if now is not None and state in ("loading", "running") and view.last_t is not None:
+        elapsed = (elapsed or 0.0) + max(now - view.last_t, 0.0)  # it goes on between events
+    text.append(f"  elapsed {duration(elapsed)}")
     if now is not None and state == "running" and view.last_t is not None:
         quiet = now - view.last_t
         if quiet > STALE_AFTER_S:
@@ -228,7 +231,7 @@ def notice_line(state: str, view: RunView, run_dir: Path, *, stopping: bool = Fa
     if state == "running":
         return "q leaves the monitor: training keeps running · s stops it (saves first)"
     if state == "loading":
-        return "loading before step 1 · q leaves (it keeps going) · s stops it"
+        return "loading · q leaves the monitor (it keeps going) · s stops it"
     if state == "waiting":
         return f"waiting for {run_dir / 'events.jsonl'} ..."
     if state == "crashed":
