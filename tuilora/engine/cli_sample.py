@@ -179,8 +179,9 @@ def run_sample(options: Mapping[str, Any]) -> int:
             model_path=options.get("model"),
             allow_pickle=bool(options.get("allow_pickle")),
         )
-        job = plan_time(job, cells, steps_given=steps is not None)
-        written = make_grids(job, run, kind, files, snapshot, strengths, unet, te, cells)
+        job, estimate = plan_time(job, files[-1], cells, steps_given=steps is not None)
+        progress = (cells, estimate)
+        written = make_grids(job, run, kind, files, snapshot, strengths, unet, te, progress)
     for path in written:
         print(path)
     if sys.stdout.isatty() and not options.get("no_show"):
@@ -188,15 +189,16 @@ def run_sample(options: Mapping[str, Any]) -> int:
     return 0
 
 
-def plan_time(job: Any, cells: int, *, steps_given: bool) -> Any:
-    """Measure, pick the steps (fewer by default on a CPU), and say how long it will take."""
+def plan_time(job: Any, lora: Path, cells: int, *, steps_given: bool) -> tuple[Any, float]:
+    """Measure (with ``lora`` applied), pick the steps (fewer by default on a CPU), and say
+    how long it will take; the job and the estimate in seconds."""
     import dataclasses
 
     from tuilora.engine.sample_time import CPU_BUDGET_S, cpu_steps, measure
     from tuilora.runs.phases import clock_text
 
     _say("timing one image ...")
-    timing = measure(job)
+    timing = measure(job, lora)
     steps = job.item.steps
     on_cpu = job.device.type == "cpu"
     if on_cpu and not steps_given:
@@ -212,7 +214,7 @@ def plan_time(job: Any, cells: int, *, steps_given: bool) -> Any:
     _say(f"{cells} images × {steps} steps on {job.device.type}: about {clock_text(total)}")
     if on_cpu:
         _say("sampling on the CPU is slow: a GPU makes these grids in seconds")
-    return job
+    return job, total
 
 
 def make_grids(
@@ -224,7 +226,7 @@ def make_grids(
     strengths: list[float],
     unet: list[float],
     te: list[float],
-    cells: int,
+    progress_of: tuple[int, float],
 ) -> list[Path]:
     """The chosen grids, with one progress bar over all their cells."""
     import dataclasses
@@ -233,7 +235,7 @@ def make_grids(
     from tuilora.engine.sample_time import CellProgress
 
     folder = run.samples / "grids"
-    progress = CellProgress(cells)
+    progress = CellProgress(*progress_of)  # (cells, estimated seconds)
     job = dataclasses.replace(job, report=progress)
     written = []
     try:

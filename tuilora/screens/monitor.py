@@ -280,9 +280,7 @@ class MonitorScreen(Screen[None]):
         if self._state not in LIVE:
             self.notify(f"the run is not running ({self._state}): nothing to stop")
             return
-        confirm = ConfirmStop(
-            self.run_dir.name, self.tail.pid(), loading=self._state == "loading"
-        )
+        confirm = ConfirmStop(self.run_dir.name, self.tail.pid(), loading=self._state == "loading")
         self.app.push_screen(confirm, self._confirmed)
 
     def _confirmed(self, yes: bool | None) -> None:
