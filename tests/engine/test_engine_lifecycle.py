@@ -172,3 +172,20 @@ def test_sample_says_how_long_it_takes_and_keeps_cpu_runs_short(
     assert "2 images × 8 steps on cpu" in err
     assert run_sample({**options, "prompt": prompt, "steps": "4"}) == 0  # --steps: as given
     assert "2 images × 4 steps on cpu" in capfd.readouterr().err
+
+
+def test_cell_progress_and_cpu_steps(capfd: pytest.CaptureFixture[str]) -> None:
+    from tuilora.engine.sample_time import CellProgress, Timing, cpu_steps
+
+    now = [0.0]
+    progress = CellProgress(3, 30.0, clock=lambda: now[0])
+    progress("a")  # before any cell is done: the estimate
+    now[0] = 12.0
+    progress("b")  # then the pace of the cells done: 12 s each
+    progress.close()
+    lines = capfd.readouterr().err.splitlines()
+    assert lines == ["cell 1/3: a, about 0:30 left", "cell 2/3: b, about 0:24 left"]
+    timing = Timing(per_step_s=1.0, per_image_s=0.5)
+    assert cpu_steps(timing, 10, 30) == 9  # (100 s / 10 cells - 0.5) / 1 s per step
+    assert cpu_steps(timing, 1000, 30) == 8  # never below 8
+    assert cpu_steps(timing, 1, 5) == 5  # never above what was asked
