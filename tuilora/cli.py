@@ -228,6 +228,7 @@ def train(
         allow_pickle=allow_pickle,
         v_parameterization=v_parameterization,
         progress=not no_progress,
+        debug=bool(click.get_current_context().find_root().obj.get("debug")),
     )
 
 

@@ -189,3 +189,23 @@ def test_cell_progress_and_cpu_steps(capfd: pytest.CaptureFixture[str]) -> None:
     assert cpu_steps(timing, 10, 30) == 9  # (100 s / 10 cells - 0.5) / 1 s per step
     assert cpu_steps(timing, 1000, 30) == 8  # never below 8
     assert cpu_steps(timing, 1, 5) == 5  # never above what was asked
+
+
+@pytest.mark.slow
+def test_a_model_only_torch_can_refuse_ends_failed_to_start_and_blocks_nothing(
+    make_config: Any, tmp_path: Path
+) -> None:
+    model = tmp_path / "damaged"
+    model.mkdir()
+    (model / "model_index.json").write_text("{}", encoding="utf-8")  # passes the checks
+    run = tmp_path / "run"
+    config = write(make_config(run, pretrained_model_name_or_path=str(model)), tmp_path / "c.toml")
+    result = tuilora("train", str(config), "--no-progress")
+    assert result.returncode == 1, result.stderr  # a failure during work: no traceback here
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("training ended: failed-to-start: ") and "Traceback" not in result.stderr
+    assert "Traceback" in (run / "train.log").read_text()  # it is in the log
+    status = run_status(run)
+    assert status.state == "failed-to-start" and not status.trained
+    plan = check_training(str(config))  # the next try needs no --force
+    assert plan.replace is not None and "never trained a step (failed-to-start)" in plan.notices[0]

@@ -98,7 +98,11 @@ def run_training(
     allow_pickle: bool = False,
     v_parameterization: bool = False,
     progress: bool = True,
+    debug: bool = False,
 ) -> int:
+    """Train; the exit code. An unexpected error ends the run honestly (crashed, or
+    failed-to-start before step 1) and is one line here, its traceback in train.log
+    (raised instead with ``debug``)."""
     if not is_main_process():
         return _train_worker(config_path, resume, allow_pickle, v_parameterization)
     stop = StopRequest().install()
@@ -117,12 +121,14 @@ def run_training(
         session = begin(plan, echo=_echo(phases))
         try:
             with console.output_to_log(plan.run.log):
-                status = _train(session, stop, allow_pickle=allow_pickle, progress=progress)
+                status = _train(
+                    session, stop, allow_pickle=allow_pickle, progress=progress, debug=debug
+                )
         finally:
             session.close()
     finally:
         stop.restore()
-    print(_summary(status, plan), file=sys.stderr, flush=True)
+    print(_summary(status, plan, session.error), file=sys.stderr, flush=True)
     return 0 if status in ("finished", "stopped", "stopped-early") else 1
 
 
@@ -141,7 +147,9 @@ def _echo(phases: Any) -> Callable[[dict[str, Any]], None]:
     return echo
 
 
-def _train(session: Session, stop: StopRequest, *, allow_pickle: bool, progress: bool) -> str:
+def _train(
+    session: Session, stop: StopRequest, *, allow_pickle: bool, progress: bool, debug: bool
+) -> str:
     """Import the engine, train, and end the session honestly whatever happens."""
     plan = session.plan
     events = session.events
@@ -149,13 +157,17 @@ def _train(session: Session, stop: StopRequest, *, allow_pickle: bool, progress:
     try:
         for notice in plan.notices:
             events.emit("info", message=notice)
-        return _run_trainer(session, stop, allow_pickle=allow_pickle, progress=progress)
+        return _run_trainer(
+            session, stop, allow_pickle=allow_pickle, progress=progress, debug=debug
+        )
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
 
 
-def _run_trainer(session: Session, stop: StopRequest, *, allow_pickle: bool, progress: bool) -> str:
+def _run_trainer(
+    session: Session, stop: StopRequest, *, allow_pickle: bool, progress: bool, debug: bool
+) -> str:
     plan = session.plan
     events = session.events
     seen = {"started": False, "step": 0}
@@ -204,15 +216,20 @@ def _run_trainer(session: Session, stop: StopRequest, *, allow_pickle: bool, pro
             session.fail_before_start("failed-to-start", str(exc))
         raise
     except Exception as exc:
-        log.exception("training crashed")
+        log.exception("training crashed")  # the traceback, in train.log
         status = "oom" if type(exc).__name__ == "OutOfMemoryError" else "crashed"
-        message = f"{type(exc).__name__}: {exc}"
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        message = f"{type(exc).__name__}: {first_line}"
         if seen["started"]:
             events.emit("error", message=message)
             events.emit("end", status=status, step=seen["step"], final=None, message=message)
         else:
-            session.fail_before_start("failed-to-start" if status == "crashed" else status, message)
-        raise
+            status = "failed-to-start" if status == "crashed" else status
+            session.fail_before_start(status, message)
+        if debug:
+            raise
+        session.error = message
+        return status
 
 
 def _stopped_early_message(plan: Plan) -> str:
@@ -280,7 +297,7 @@ def run_processes(train_args: list[str], processes: int) -> int:
     return subprocess.call(launch_command(train_args, processes))
 
 
-def _summary(status: str, plan: Plan) -> str:
+def _summary(status: str, plan: Plan, error: str = "") -> str:
     run: RunDir = plan.run
     if status == "finished":
         return f"done: {run.final}"
@@ -288,4 +305,5 @@ def _summary(status: str, plan: Plan) -> str:
         return f"stopped and saved; continue with: tuilora train --resume {run.root}"
     if status == "stopped-early":
         return _stopped_early_message(plan)
-    return f"training ended: {status} (see {run.events} and {run.log})"
+    why = f": {error}" if error else ""
+    return f"training ended: {status}{why} (see {run.log})"

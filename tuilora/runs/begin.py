@@ -84,7 +84,8 @@ class Session:
     events: EventWriter
     events_size: int  # before this session (a resume rolls back to it)
     old_pid: bytes | None
-    started: bool = False  # the first step began: from here on the session is recorded
+    #: The one-line error an unexpected exception ended the session with.
+    error: str = ""
 
     @property
     def run(self) -> RunDir:
