@@ -10,15 +10,15 @@ well under a second: it reads JSON files and a few headers.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from tuilora.config import TrainingConfig, load_toml, output_name_problem
 from tuilora.errors import UserError
+from tuilora.modelfile.describe import PICKLE_SUFFIXES, describe_model, refuse_pickle
+from tuilora.modelfile.header import read_safetensors_header
 from tuilora.runs import statedir
 from tuilora.runs.events import read_events
 from tuilora.runs.lifecycle import LIVE
@@ -26,14 +26,11 @@ from tuilora.runs.rundir import RunDir, written_loras
 from tuilora.runs.status import RunStatus, is_run_folder, run_status
 from tuilora.runs.trainer import lock_is_held
 
-PICKLE_SUFFIXES: Final = (".ckpt", ".pt", ".pth", ".bin")
 SUBJECT_COUNT_PROBLEMS: Final = frozenset({"too-few-images", "too-many-images"})
 #: Set by ``train --detach`` (and ``--processes``) for the trainer it starts: the dataset
 #: passed the checks there, so the trainer writes its first event at once and scans the
 #: dataset again as its first phase (a large dataset takes seconds to scan).
 DATASET_CHECKED: Final = "TUILORA_DATASET_CHECKED"
-#: A safetensors header larger than this is not a real one (the format caps it at 100 MB).
-MAX_HEADER: Final = 100_000_000
 
 
 @dataclass
@@ -112,76 +109,51 @@ def load_config(
 
 
 # -- model files -----------------------------------------------------------------------
-def check_model_file(
-    value: str | None, key: str, *, allow_pickle: bool, folder_marker: str
-) -> None:
-    """``value`` is a readable model folder (holding ``folder_marker``) or model file."""
+# One source for what a model path is: ``tuilora.modelfile`` (torch-free header reading and
+# family detection, the pickle consent rule). The engine loads through the same functions.
+def check_base_model(value: str | None, *, allow_pickle: bool) -> None:
+    """The base model is a diffusers folder or a model file tuilora recognises."""
+    key = "pretrained_model_name_or_path"
     if not value:
         raise UserError(
             f"{key} is not set: give the base model (a diffusers folder or a .safetensors file)"
         )
+    refuse_pickle(Path(value).expanduser(), allow_pickle, what=key)
+    model = describe_model(value, what=key)
+    if model.pickled_parts:
+        refuse_pickle(Path(model.pickled_parts[0]), allow_pickle, what=key)
+
+
+def check_vae_file(value: str, *, allow_pickle: bool) -> None:
+    """A VAE is a diffusers folder (``config.json``) or one weights file."""
     path = Path(value).expanduser()
+    refuse_pickle(path, allow_pickle, what="vae")
     if not path.exists():
-        raise UserError(f"{key} {value}: no such file or folder")
+        raise UserError(f"vae {value}: no such file or folder")
     if path.is_dir():
-        if not (path / folder_marker).is_file():
+        if not (path / "config.json").is_file():
             raise UserError(
-                f"{key} {value}: not a diffusers model folder (no {folder_marker}); give the"
-                " folder saved by diffusers or a single .safetensors file"
+                f"vae {value}: not a diffusers VAE folder (no config.json); give the folder"
+                " saved by diffusers or a single .safetensors file"
             )
         return
-    suffix = path.suffix.lower()
-    if suffix in PICKLE_SUFFIXES:
-        if not allow_pickle:
-            raise UserError(
-                f"{key} {value}: {suffix} files are Python pickles that can run code when"
-                " loaded; convert it to .safetensors, or pass --allow-pickle if you trust its"
-                " source"
-            )
-        _readable(path, key)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        try:
+            with path.open("rb") as handle:
+                handle.read(1)
+        except OSError as exc:
+            raise UserError(f"vae {path}: cannot read ({exc.strerror})") from None
         return
-    if suffix != ".safetensors":
-        raise UserError(f"{key} {value}: expected a .safetensors (or .ckpt) file or a folder")
-    check_safetensors_header(path, key)
-
-
-def _readable(path: Path, key: str) -> None:
-    try:
-        with path.open("rb") as handle:
-            handle.read(1)
-    except OSError as exc:
-        raise UserError(f"{key} {path}: cannot read ({exc.strerror})") from None
-
-
-def check_safetensors_header(path: Path, key: str) -> None:
-    """The file starts with a safetensors header (length + JSON), without loading tensors."""
-    try:
-        with path.open("rb") as handle:
-            size_bytes = handle.read(8)
-            if len(size_bytes) < 8:
-                raise UserError(f"{key} {path}: not a safetensors file (too short)")
-            (size,) = struct.unpack("<Q", size_bytes)
-            if size > MAX_HEADER:
-                raise UserError(f"{key} {path}: not a safetensors file (bad header)")
-            header = json.loads(handle.read(size))
-    except OSError as exc:
-        raise UserError(f"{key} {path}: cannot read ({exc.strerror})") from None
-    except (ValueError, UnicodeDecodeError):
-        raise UserError(f"{key} {path}: not a safetensors file (bad header)") from None
-    if not isinstance(header, dict):
-        raise UserError(f"{key} {path}: not a safetensors file (bad header)")
+    if path.suffix.lower() != ".safetensors":
+        raise UserError(f"vae {value}: expected a .safetensors (or .ckpt) file or a folder")
+    read_safetensors_header(path)
 
 
 def check_inputs(config: TrainingConfig, *, allow_pickle: bool, force: bool) -> list[str]:
     """Model, VAE, weights, dataset and prompt files; returns the dataset's warnings."""
-    check_model_file(
-        config.pretrained_model_name_or_path,
-        "pretrained_model_name_or_path",
-        allow_pickle=allow_pickle,
-        folder_marker="model_index.json",
-    )
+    check_base_model(config.pretrained_model_name_or_path, allow_pickle=allow_pickle)
     if config.vae:
-        check_model_file(config.vae, "vae", allow_pickle=allow_pickle, folder_marker="config.json")
+        check_vae_file(config.vae, allow_pickle=allow_pickle)
     if config.network_weights and not Path(config.network_weights).is_file():
         raise UserError(f"network_weights {config.network_weights}: no such file")
     if config.reg_data_dir and not Path(config.reg_data_dir).is_dir():

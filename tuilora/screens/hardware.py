@@ -7,8 +7,8 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.widgets import Input, Label, Static
 
-from tuilora.modelfile.checks import model_line
 from tuilora.config import output_name_problem
+from tuilora.modelfile.checks import model_line
 from tuilora.screens.base import StepScreen
 from tuilora.screens.details import questions_for
 from tuilora.screens.path_input import PathSuggester
