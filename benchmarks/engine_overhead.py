@@ -20,7 +20,7 @@ from tuilora.config import TrainingConfig
 from tuilora.engine.loop import Trainer
 from tuilora.engine.models import load_base_model
 from tuilora.engine.naming import SD1_NAMING
-from tuilora.engine.network import LoRANetwork
+from tuilora.engine.network_lora import LoRANetwork, RankPlan
 from tuilora.engine.text import encode, tokenize
 from tuilora.engine.tiny import build_shapes_dataset, build_tiny_pipeline
 from tuilora.engine.train import quiet_libraries
@@ -47,7 +47,7 @@ def bare_seconds_per_step(model_dir: Path) -> float:
     model = load_base_model(str(model_dir))
     for part in (model.unet, model.vae, *model.text_encoders):
         part.requires_grad_(False).eval()
-    network = LoRANetwork(model.unet, model.text_encoders, SD1_NAMING, rank=8, alpha=4.0)
+    network = LoRANetwork(model.unet, model.text_encoders, SD1_NAMING, RankPlan(8, 4.0))
     network.apply_to()
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)
     latents = torch.randn(BATCH, 4, 32, 32)

@@ -6,72 +6,45 @@ are sd-scripts' own defaults, so a key missing from a TOML means what it means t
 the advisor always writes the keys it decides explicitly. tuilora's own fields (``base_type``,
 ``network_type``) live in a ``[tuilora]`` table that sd-scripts never reads.
 
-Validation names the key and the allowed range. Reading accepts sd-scripts TOML quirks
-(``resolution = "512,512"``, tables flattened one level, ``text_encoder_lr`` as a one-element
-list); keys sd-scripts defines but tuilora does not use are reported once as ignored, and a
-key neither knows is an error with a did-you-mean.
+Validation names the key and the allowed range (one field: ``config_fields.py``; several:
+``config_rules.py``). Reading accepts sd-scripts TOML quirks (``resolution = "512,512"``,
+tables flattened one level, ``text_encoder_lr`` as a one-element list). Every sd-scripts
+option is in ``kohya_options.OPTIONS``: implemented ones are fields here; a refused one set to
+anything but its default stops the run; a notice-only one is reported once. A key neither
+knows is an error with a did-you-mean.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import tomllib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
+from tuilora.config_fields import check_field, coerce, normalize_resolution, unknown_key_message
+from tuilora.config_fields import opt as opt
+from tuilora.config_fields import parse_key_value as parse_key_value
 from tuilora.errors import UserError
-from tuilora.kohya_options import KOHYA_OPTIONS
+from tuilora.kohya_options import ALIASES, OPTIONS, asks_for_something
+from tuilora.optimizers import canonical_optimizer as canonical_optimizer
+from tuilora.optimizers import optimizer_spec
 
 BASE_TYPES: Final = ("sd15", "nai", "sd2", "sdxl")
 NETWORK_TYPES: Final = ("lora", "locon", "loha", "lokr", "ia3")
-
-#: sd-scripts optimizer names in their canonical spelling; sd-scripts compares them
-#: case-insensitively, and so does tuilora (the stored value is the canonical spelling).
-OPTIMIZER_TYPES: Final = (
-    "AdamW",
-    "AdamW8bit",
-    "PagedAdamW",
-    "PagedAdamW8bit",
-    "PagedAdamW32bit",
-    "Lion",
-    "Lion8bit",
-    "PagedLion8bit",
-    "SGDNesterov",
-    "SGDNesterov8bit",
-    "DAdaptation",
-    "DAdaptAdam",
-    "DAdaptAdaGrad",
-    "DAdaptAdan",
-    "DAdaptAdanIP",
-    "DAdaptLion",
-    "DAdaptSGD",
-    "AdaFactor",
-    "Prodigy",
-)
-ADAPTIVE_OPTIMIZERS: Final = frozenset(
-    {"DAdaptation", "DAdaptAdam", "DAdaptAdaGrad", "DAdaptAdan", "DAdaptAdanIP", "DAdaptLion"}
-    | {"DAdaptSGD", "Prodigy"}
-)
-
-#: Scheduler names sd-scripts accepts (transformers' / diffusers' SchedulerType values plus
-#: sd-scripts' own ``adafactor``).
-LR_SCHEDULERS: Final = (
+LOSS_TYPES: Final = ("l1", "l2", "huber", "smooth_l1")
+HUBER_SCHEDULES: Final = ("constant", "exponential", "snr")
+#: sd-scripts' ``resize_interpolation`` names (``lanczos4`` and ``linear`` / ``cubic`` alias).
+INTERPOLATIONS: Final = (
+    "lanczos",
+    "nearest",
+    "bilinear",
     "linear",
-    "cosine",
-    "cosine_with_restarts",
-    "polynomial",
-    "constant",
-    "constant_with_warmup",
-    "inverse_sqrt",
-    "reduce_lr_on_plateau",
-    "cosine_with_min_lr",
-    "warmup_stable_decay",
-    "piecewise_constant",
-    "adafactor",
+    "bicubic",
+    "cubic",
+    "area",
+    "box",
 )
 SAMPLE_SAMPLERS: Final = (
     "ddim",
@@ -107,130 +80,128 @@ SECTIONS: Final = (
 )
 
 
-def _opt(
-    default: Any,
-    section: str,
-    help: str,
-    *,
-    min: float | None = None,
-    max: float | None = None,
-    min_exclusive: bool = False,
-    choices: tuple[Any, ...] | None = None,
-) -> Any:
-    """A config field with the metadata validation, TOML sections and help text read."""
-    meta = {
-        "section": section,
-        "help": help,
-        "min": min,
-        "max": max,
-        "min_exclusive": min_exclusive,
-        "choices": choices,
-    }
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
 @dataclass
 class TrainingConfig:
     """Everything a training run needs, in sd-scripts' vocabulary."""
 
     # tuilora's own (no sd-scripts equivalent)
-    base_type: str = _opt(
+    base_type: str = opt(
         "sd15", "tuilora", "base model family: sd15, nai, sd2, sdxl", choices=BASE_TYPES
     )
-    network_type: str = _opt(
+    network_type: str = opt(
         "lora", "tuilora", "lora (LierLa), locon (C3Lier), loha, lokr, ia3", choices=NETWORK_TYPES
     )
 
-    model_config: str | None = _opt(
+    model_config: str | None = opt(
         None,
         "tuilora",
         "a diffusers folder with the configs of a single-file base model (offline loading)",
     )
 
     # model
-    pretrained_model_name_or_path: str | None = _opt(
+    pretrained_model_name_or_path: str | None = opt(
         None, "model", "base model: a diffusers folder or a .safetensors file"
     )
-    vae: str | None = _opt(None, "model", "a separate VAE to use instead of the model's")
-    v2: bool = _opt(False, "model", "the base is Stable Diffusion 2.x")
-    v_parameterization: bool = _opt(False, "model", "train with v-prediction (SD2 768-v)")
-    no_half_vae: bool = _opt(False, "model", "keep the VAE in fp32 (SDXL's fp16 NaN guard)")
+    vae: str | None = opt(None, "model", "a separate VAE to use instead of the model's")
+    v2: bool = opt(False, "model", "the base is Stable Diffusion 2.x")
+    v_parameterization: bool = opt(False, "model", "train with v-prediction (SD2 768-v)")
+    no_half_vae: bool = opt(False, "model", "keep the VAE in fp32 (SDXL's fp16 NaN guard)")
 
     # network
-    network_module: str = _opt("networks.lora", "network", "networks.lora or lycoris.kohya")
-    network_dim: int = _opt(4, "network", "rank: the LoRA's capacity", min=1, max=100000)
-    network_alpha: float = _opt(1.0, "network", "damper: weights scale by alpha / rank", min=0)
-    network_args: list[str] = _opt([], "network", 'extra network options, "key=value" strings')
-    network_dropout: float | None = _opt(None, "network", "dropout on LoRA outputs", min=0, max=1)
-    network_weights: str | None = _opt(None, "network", "continue training from this LoRA file")
-    network_train_unet_only: bool = _opt(False, "network", "train only the UNet's LoRA")
-    network_train_text_encoder_only: bool = _opt(
+    network_module: str = opt("networks.lora", "network", "networks.lora or lycoris.kohya")
+    network_dim: int = opt(4, "network", "rank: the LoRA's capacity", min=1, max=100000)
+    network_alpha: float = opt(1.0, "network", "damper: weights scale by alpha / rank", min=0)
+    network_args: list[str] = opt([], "network", 'extra network options, "key=value" strings')
+    network_dropout: float | None = opt(None, "network", "dropout on LoRA outputs", min=0, max=1)
+    network_weights: str | None = opt(None, "network", "continue training from this LoRA file")
+    dim_from_weights: bool = opt(False, "network", "take ranks and alphas from network_weights")
+    base_weights: list[str] = opt([], "network", "LoRA files merged into the model first")
+    base_weights_multiplier: list[float] = opt([], "network", "strength of each base_weights")
+    network_train_unet_only: bool = opt(False, "network", "train only the UNet's LoRA")
+    network_train_text_encoder_only: bool = opt(
         False, "network", "train only the text encoder's LoRA"
     )
-    scale_weight_norms: float | None = _opt(
+    scale_weight_norms: float | None = opt(
         None, "network", "max-norm limit on LoRA weights", min=0, min_exclusive=True
     )
 
     # optimizer
-    optimizer_type: str = _opt("AdamW", "optimizer", "sd-scripts optimizer name")
-    optimizer_args: list[str] = _opt([], "optimizer", 'optimizer options, "key=value" strings')
-    learning_rate: float = _opt(2e-6, "optimizer", "master learning rate", min=0)
-    unet_lr: float | None = _opt(None, "optimizer", "UNet learning rate", min=0)
-    text_encoder_lr: float | None = _opt(None, "optimizer", "text encoder learning rate", min=0)
-    lr_scheduler: str = _opt("constant", "optimizer", "scheduler name", choices=LR_SCHEDULERS)
-    lr_warmup_steps: int | float = _opt(
+    optimizer_type: str = opt("AdamW", "optimizer", "sd-scripts optimizer name")
+    optimizer_args: list[str] = opt([], "optimizer", 'optimizer options, "key=value" strings')
+    learning_rate: float = opt(2e-6, "optimizer", "master learning rate", min=0)
+    unet_lr: float | None = opt(None, "optimizer", "UNet learning rate", min=0)
+    text_encoder_lr: float | None = opt(None, "optimizer", "text encoder learning rate", min=0)
+    lr_scheduler: str = opt("constant", "optimizer", "scheduler name (sd-scripts' names)")
+    lr_scheduler_type: str = opt("", "optimizer", "a torch.optim.lr_scheduler class instead")
+    lr_warmup_steps: int | float = opt(
         0, "optimizer", "warmup steps (an integer) or a fraction of the steps (< 1)", min=0
     )
-    lr_scheduler_num_cycles: int = _opt(1, "optimizer", "restarts for cosine_with_restarts", min=1)
-    lr_scheduler_power: float = _opt(1.0, "optimizer", "power for polynomial", min=0)
-    lr_scheduler_args: list[str] = _opt([], "optimizer", 'scheduler options, "key=value"')
-    max_grad_norm: float = _opt(1.0, "optimizer", "gradient clipping (0 = off)", min=0)
+    lr_decay_steps: int | float = opt(
+        0, "optimizer", "decay steps of warmup_stable_decay, or a fraction (< 1)", min=0
+    )
+    lr_scheduler_num_cycles: int = opt(1, "optimizer", "restarts for cosine_with_restarts", min=1)
+    lr_scheduler_power: float = opt(1.0, "optimizer", "power for polynomial", min=0)
+    lr_scheduler_timescale: int | None = opt(None, "optimizer", "inverse_sqrt timescale", min=1)
+    lr_scheduler_min_lr_ratio: float | None = opt(
+        None, "optimizer", "lowest LR as a ratio (cosine_with_min_lr, wsd)", min=0, max=1
+    )
+    lr_scheduler_args: list[str] = opt([], "optimizer", 'scheduler options, "key=value"')
+    max_grad_norm: float = opt(1.0, "optimizer", "gradient clipping (0 = off)", min=0)
 
     # dataset
-    train_data_dir: str | None = _opt(None, "dataset", "folder holding <repeats>_<name>/ folders")
-    reg_data_dir: str | None = _opt(None, "dataset", "regularization images, same layout")
-    resolution: int | str = _opt(512, "dataset", 'training resolution: 512 or "W,H"')
-    enable_bucket: bool = _opt(False, "dataset", "aspect-ratio buckets")
-    min_bucket_reso: int = _opt(256, "dataset", "smallest bucket side", min=16, max=8192)
-    max_bucket_reso: int = _opt(1024, "dataset", "largest bucket side", min=16, max=8192)
-    bucket_reso_steps: int = _opt(64, "dataset", "bucket side step", min=8, max=512)
-    bucket_no_upscale: bool = _opt(False, "dataset", "never upscale images into a bucket")
-    caption_extension: str = _opt(".caption", "dataset", "caption file extension")
-    shuffle_caption: bool = _opt(False, "dataset", "shuffle comma-separated tags")
-    keep_tokens: int = _opt(0, "dataset", "leading tags kept in place when shuffling", min=0)
-    caption_dropout_rate: float = _opt(0.0, "dataset", "drop the whole caption", min=0, max=1)
-    caption_dropout_every_n_epochs: int = _opt(
+    train_data_dir: str | None = opt(None, "dataset", "folder holding <repeats>_<name>/ folders")
+    reg_data_dir: str | None = opt(None, "dataset", "regularization images, same layout")
+    resolution: int | str = opt(512, "dataset", 'training resolution: 512 or "W,H"')
+    enable_bucket: bool = opt(False, "dataset", "aspect-ratio buckets")
+    min_bucket_reso: int = opt(256, "dataset", "smallest bucket side", min=16, max=8192)
+    max_bucket_reso: int = opt(1024, "dataset", "largest bucket side", min=16, max=8192)
+    bucket_reso_steps: int = opt(64, "dataset", "bucket side step", min=8, max=512)
+    bucket_no_upscale: bool = opt(False, "dataset", "never upscale images into a bucket")
+    caption_extension: str = opt(".caption", "dataset", "caption file extension")
+    caption_prefix: str | None = opt(None, "dataset", "text put before every caption")
+    caption_suffix: str | None = opt(None, "dataset", "text put after every caption")
+    caption_separator: str = opt(",", "dataset", "what separates tags in a caption")
+    secondary_separator: str | None = opt(None, "dataset", "joins tags that move together")
+    enable_wildcard: bool = opt(False, "dataset", "{a|b} choices and one random line")
+    shuffle_caption: bool = opt(False, "dataset", "shuffle comma-separated tags")
+    keep_tokens: int = opt(0, "dataset", "leading tags kept in place when shuffling", min=0)
+    keep_tokens_separator: str = opt("", "dataset", "tags before it (and after a 2nd) stay")
+    token_warmup_min: int = opt(1, "dataset", "tags shown at the first step", min=0)
+    token_warmup_step: float = opt(
+        0.0, "dataset", "steps (or a fraction < 1) until all tags are shown", min=0
+    )
+    caption_dropout_rate: float = opt(0.0, "dataset", "drop the whole caption", min=0, max=1)
+    caption_dropout_every_n_epochs: int = opt(
         0, "dataset", "drop all captions every N epochs", min=0
     )
-    caption_tag_dropout_rate: float = _opt(0.0, "dataset", "drop single tags", min=0, max=1)
-    flip_aug: bool = _opt(False, "dataset", "random horizontal flips")
-    color_aug: bool = _opt(False, "dataset", "random hue shifts (disables latent caching)")
-    random_crop: bool = _opt(False, "dataset", "random crops (disables latent caching)")
-    face_crop_aug_range: str | None = _opt(None, "dataset", '"min,max" face zoom range')
-    cache_latents: bool = _opt(False, "dataset", "encode images once, keep latents in memory")
-    cache_latents_to_disk: bool = _opt(False, "dataset", "keep cached latents on disk")
-    max_token_length: int = _opt(
+    caption_tag_dropout_rate: float = opt(0.0, "dataset", "drop single tags", min=0, max=1)
+    flip_aug: bool = opt(False, "dataset", "random horizontal flips")
+    color_aug: bool = opt(False, "dataset", "random hue shifts (disables latent caching)")
+    random_crop: bool = opt(False, "dataset", "random crops (disables latent caching)")
+    face_crop_aug_range: str | None = opt(None, "dataset", '"min,max" face zoom range')
+    resize_interpolation: str | None = opt(
+        None, "dataset", "resize filter (default: area down, lanczos up)", choices=INTERPOLATIONS
+    )
+    cache_latents: bool = opt(False, "dataset", "encode images once, keep latents in memory")
+    cache_latents_to_disk: bool = opt(False, "dataset", "keep cached latents on disk")
+    max_token_length: int = opt(
         75, "dataset", "caption token limit: 75, 150 or 225", choices=(75, 150, 225)
     )
 
     # training
-    train_batch_size: int = _opt(1, "training", "images per step", min=1, max=1024)
-    max_train_steps: int = _opt(1600, "training", "total steps (max_train_epochs wins)", min=1)
-    max_train_epochs: int | None = _opt(None, "training", "total epochs", min=1, max=100000)
-    gradient_accumulation_steps: int = _opt(1, "training", "steps per optimizer update", min=1)
-    seed: int | None = _opt(None, "training", "random seed", min=0)
-    mixed_precision: str = _opt(
-        "no", "training", "no, fp16 or bf16", choices=("no", "fp16", "bf16")
-    )
-    full_fp16: bool = _opt(False, "training", "fp16 weights and gradients (experimental)")
-    full_bf16: bool = _opt(False, "training", "bf16 weights and gradients (experimental)")
-    gradient_checkpointing: bool = _opt(False, "training", "trade compute for memory")
-    cache_text_encoder_outputs: bool = _opt(
+    train_batch_size: int = opt(1, "training", "images per step", min=1, max=1024)
+    max_train_steps: int = opt(1600, "training", "total steps (max_train_epochs wins)", min=1)
+    max_train_epochs: int | None = opt(None, "training", "total epochs", min=1, max=100000)
+    gradient_accumulation_steps: int = opt(1, "training", "steps per optimizer update", min=1)
+    seed: int | None = opt(None, "training", "random seed", min=0)
+    mixed_precision: str = opt("no", "training", "no, fp16 or bf16", choices=("no", "fp16", "bf16"))
+    full_fp16: bool = opt(False, "training", "fp16 weights and gradients (experimental)")
+    full_bf16: bool = opt(False, "training", "bf16 weights and gradients (experimental)")
+    gradient_checkpointing: bool = opt(False, "training", "trade compute for memory")
+    cache_text_encoder_outputs: bool = opt(
         False, "training", "SDXL: encode captions once when the TE is not trained"
     )
-    min_snr_gamma: float | None = _opt(
+    min_snr_gamma: float | None = opt(
         None,
         "training",
         "Min-SNR loss weighting (1 strong .. 20 barely)",
@@ -238,71 +209,85 @@ class TrainingConfig:
         max=20,
         min_exclusive=True,
     )
-    noise_offset: float | None = _opt(None, "training", "noise offset (0.06-0.1)", min=0, max=1)
-    clip_skip: int | None = _opt(None, "training", "use the N-th last CLIP layer", min=1, max=12)
-    prior_loss_weight: float = _opt(1.0, "training", "weight of regularization images", min=0)
+    noise_offset: float | None = opt(None, "training", "noise offset (0.06-0.1)", min=0, max=1)
+    noise_offset_random_strength: bool = opt(False, "training", "offset scaled by U(0, 1)")
+    adaptive_noise_scale: float | None = opt(None, "training", "offset grows with latent mean")
+    multires_noise_iterations: int | None = opt(
+        None, "training", "pyramid noise levels (6-10)", min=1, max=64
+    )
+    multires_noise_discount: float = opt(0.3, "training", "pyramid level weight", min=0, max=1)
+    ip_noise_gamma: float | None = opt(None, "training", "input perturbation (0.1)", min=0)
+    ip_noise_gamma_random_strength: bool = opt(False, "training", "perturbation x U(0, 1)")
+    zero_terminal_snr: bool = opt(False, "training", "rescale betas to zero terminal SNR")
+    min_timestep: int | None = opt(None, "training", "lowest timestep drawn", min=0, max=1000)
+    max_timestep: int | None = opt(None, "training", "timesteps drawn below it", min=0, max=1000)
+    loss_type: str = opt("l2", "training", "l1, l2, huber, smooth_l1", choices=LOSS_TYPES)
+    huber_schedule: str = opt(
+        "snr", "training", "constant, exponential, snr", choices=HUBER_SCHEDULES
+    )
+    huber_c: float = opt(0.1, "training", "Huber threshold", min=0, max=1, min_exclusive=True)
+    huber_scale: float = opt(1.0, "training", "Huber threshold scale", min=0, min_exclusive=True)
+    scale_v_pred_loss_like_noise_pred: bool = opt(False, "training", "v loss x SNR/(SNR+1)")
+    v_pred_like_loss: float | None = opt(None, "training", "add a v-like loss x this", min=0)
+    debiased_estimation_loss: bool = opt(False, "training", "weight the loss by 1/sqrt(SNR)")
+    clip_skip: int | None = opt(None, "training", "use the N-th last CLIP layer", min=1, max=12)
+    prior_loss_weight: float = opt(1.0, "training", "weight of regularization images", min=0)
 
     # saving
-    output_dir: str | None = _opt(None, "saving", "where the LoRA files go")
-    output_name: str | None = _opt(None, "saving", "file name of the LoRA, without extension")
-    save_every_n_epochs: int | None = _opt(None, "saving", "snapshot every N epochs", min=1)
-    save_every_n_steps: int | None = _opt(None, "saving", "snapshot every N steps", min=1)
-    save_last_n_epochs: int | None = _opt(None, "saving", "keep only the last N snapshots", min=1)
-    save_precision: str | None = _opt(
+    output_dir: str | None = opt(None, "saving", "where the LoRA files go")
+    output_name: str | None = opt(None, "saving", "file name of the LoRA, without extension")
+    save_every_n_epochs: int | None = opt(None, "saving", "snapshot every N epochs", min=1)
+    save_every_n_steps: int | None = opt(None, "saving", "snapshot every N steps", min=1)
+    save_n_epoch_ratio: int | None = opt(None, "saving", "about N epoch snapshots in all", min=1)
+    save_last_n_epochs: int | None = opt(None, "saving", "keep the last N epoch snapshots", min=1)
+    save_last_n_steps: int | None = opt(None, "saving", "keep step snapshots this recent", min=1)
+    save_precision: str | None = opt(
         None, "saving", "float, fp16 or bf16", choices=("float", "fp16", "bf16")
     )
-    save_model_as: str = _opt(
+    save_model_as: str = opt(
         "safetensors",
         "saving",
         "file format (tuilora writes safetensors)",
         choices=("safetensors",),
     )
-    save_state: bool = _opt(False, "saving", "also save resumable training state")
-    training_comment: str | None = _opt(None, "saving", "stored in the file's metadata")
+    save_state: bool = opt(False, "saving", "also save resumable training state")
+    save_state_on_train_end: bool = opt(False, "saving", "save the state when training ends")
+    training_comment: str | None = opt(None, "saving", "stored in the file's metadata")
+    no_metadata: bool = opt(False, "saving", "write only the minimum ss_* metadata")
+    metadata_title: str | None = opt(None, "saving", "modelspec title (default output_name)")
+    metadata_author: str | None = opt(None, "saving", "modelspec author")
+    metadata_description: str | None = opt(None, "saving", "modelspec description")
+    metadata_license: str | None = opt(None, "saving", "modelspec license")
+    metadata_tags: str | None = opt(None, "saving", "modelspec tags, comma-separated")
+    metadata_usage_hint: str | None = opt(None, "saving", "modelspec usage hint")
+    metadata_thumbnail: str | None = opt(None, "saving", "modelspec thumbnail (image file)")
+    metadata_merged_from: str | None = opt(None, "saving", "modelspec merged_from")
+    metadata_trigger_phrase: str | None = opt(None, "saving", "modelspec trigger phrase")
+    metadata_preprocessor: str | None = opt(None, "saving", "modelspec preprocessor")
+    metadata_is_negative_embedding: str | None = opt(
+        None, "saving", "modelspec is_negative_embedding"
+    )
 
     # sampling
-    sample_prompts: str | None = _opt(None, "sampling", "prompt file (sd-scripts syntax)")
-    sample_every_n_epochs: int | None = _opt(None, "sampling", "sample every N epochs", min=1)
-    sample_every_n_steps: int | None = _opt(None, "sampling", "sample every N steps", min=1)
-    sample_sampler: str = _opt("ddim", "sampling", "sampler for samples", choices=SAMPLE_SAMPLERS)
-
-    # logging
-    logging_dir: str | None = _opt(None, "logging", "TensorBoard folder")
+    sample_prompts: str | None = opt(None, "sampling", "prompt file (sd-scripts syntax)")
+    sample_every_n_epochs: int | None = opt(None, "sampling", "sample every N epochs", min=1)
+    sample_every_n_steps: int | None = opt(None, "sampling", "sample every N steps", min=1)
+    sample_sampler: str = opt("ddim", "sampling", "sampler for samples", choices=SAMPLE_SAMPLERS)
 
     # ----------------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise UserError naming the first bad key and what it allows."""
+        from tuilora.config_rules import check_combinations
+
         for spec in fields(self):
-            _check_field(spec, getattr(self, spec.name))
+            check_field(spec, getattr(self, spec.name))
         self.optimizer_type = canonical_optimizer(self.optimizer_type)
         self.resolution = normalize_resolution(self.resolution)
         if self.output_name is not None:
             problem = output_name_problem(self.output_name)
             if problem:
                 raise UserError(f"output_name {self.output_name!r}: {problem}")
-        if self.network_train_unet_only and self.network_train_text_encoder_only:
-            raise UserError(
-                "network_train_unet_only and network_train_text_encoder_only are both set:"
-                " choose one (or neither to train both)"
-            )
-        if self.enable_bucket and self.min_bucket_reso > self.max_bucket_reso:
-            raise UserError(
-                f"min_bucket_reso {self.min_bucket_reso} is above max_bucket_reso"
-                f" {self.max_bucket_reso}: the smallest bucket side must not exceed the largest"
-            )
-        if self.network_module == "networks.lora" and self.network_dim > 768:
-            raise UserError(
-                f"network_dim {self.network_dim} is out of range: LoRA ranks go from 1 to 768"
-                " (beyond that training may break, G-RANK)"
-            )
-        if isinstance(self.lr_warmup_steps, float) and self.lr_warmup_steps >= 1:
-            raise UserError(
-                f"lr_warmup_steps {self.lr_warmup_steps} is out of range: give an integer step"
-                " count or a fraction below 1"
-            )
-        for key in ("network_args", "optimizer_args", "lr_scheduler_args"):
-            for entry in getattr(self, key):
-                parse_key_value(entry, key)
+        check_combinations(self)
 
     def resolution_wh(self) -> tuple[int, int]:
         """The training resolution as (width, height)."""
@@ -314,17 +299,18 @@ class TrainingConfig:
 
     def is_adaptive(self) -> bool:
         """Prodigy and the D-Adaptation family pick their own step size (G-LR-ADAPTIVE)."""
-        return canonical_optimizer(self.optimizer_type) in ADAPTIVE_OPTIMIZERS
+        return optimizer_spec(self.optimizer_type).adaptive
 
     # ----------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, source: str = "config") -> TrainingConfig:
         """Build and validate from flat values; unknown keys are errors naming ``source``."""
+        values = resolve_aliases(values)
         known = {spec.name for spec in fields(cls)}
         unknown = [key for key in values if key not in known]
         if unknown:
-            raise UserError(_unknown_key_message(unknown[0], known, source))
-        config = cls(**{key: _coerce(key, value) for key, value in values.items()})
+            raise UserError(unknown_key_message(unknown[0], known, source))
+        config = cls(**{key: coerce(key, value) for key, value in values.items()})
         config.validate()
         return config
 
@@ -332,13 +318,13 @@ class TrainingConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> TrainingConfig:
-        new = dataclasses.replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
+        new = dataclasses.replace(self, **{k: coerce(k, v) for k, v in changes.items()})
         new.validate()
         return new
 
 
 # ------------------------------------------------------------------------------------------
-# field checks
+# sd-scripts' aliases
 
 #: Characters that make a name a pattern (glob) or a path on some system; a LoRA name is
 #: one file name in ``output_dir`` (issue: a name like ``*`` or ``../x`` reached other files).
@@ -364,162 +350,29 @@ def output_name_problem(name: str) -> str:
     return ""
 
 
-def _check_field(spec: dataclasses.Field[Any], value: Any) -> None:
-    name, meta = spec.name, spec.metadata
-    expected = _expected_kind(spec)
-    if value is None:
-        if "None" not in str(spec.type):
-            raise UserError(f"{name} must be set ({meta['help']})")
-        return
-    if not _is_kind(value, expected):
-        raise UserError(f"{name} must be {_kind_phrase(expected)}, got {value!r}")
-    if expected in ("int", "float", "number"):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise UserError(f"{name} must be a finite number, got {value!r}")
-        low, high = meta["min"], meta["max"]
-        too_low = low is not None and (value <= low if meta["min_exclusive"] else value < low)
-        if too_low or (high is not None and value > high):
-            raise UserError(f"{name} {value!r} is out of range: allowed {_range_phrase(meta)}")
-    choices = meta["choices"]
-    if choices is not None and value not in choices:
-        allowed = ", ".join(str(c) for c in choices)
-        raise UserError(f"{name} {value!r} is not allowed: choose one of {allowed}")
-    if name == "optimizer_type":
-        canonical_optimizer(value)
-
-
-def _expected_kind(spec: dataclasses.Field[Any]) -> str:
-    text = str(spec.type)
-    if text.startswith("list"):
-        return "list"
-    if text.startswith("bool"):
-        return "bool"
-    if text.startswith("int | float"):
-        return "number"
-    if text.startswith("int | str"):
-        return "resolution"
-    if text.startswith("int"):
-        return "int"
-    if text.startswith("float"):
-        return "float"
-    return "str"
-
-
-def _is_kind(value: Any, kind: str) -> bool:
-    if kind == "bool":
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False
-    if kind == "int":
-        return isinstance(value, int)
-    if kind in ("float", "number"):
-        return isinstance(value, int | float)
-    if kind == "list":
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if kind == "resolution":
-        return isinstance(value, int | str)
-    return isinstance(value, str)
-
-
-def _kind_phrase(kind: str) -> str:
-    return {
-        "bool": "true or false",
-        "int": "a whole number",
-        "float": "a number",
-        "number": "a number",
-        "list": 'a list of "key=value" strings',
-        "resolution": 'a whole number or "W,H"',
-        "str": "text",
-    }[kind]
-
-
-def _range_phrase(meta: Mapping[str, Any]) -> str:
-    low, high = meta["min"], meta["max"]
-    op = ">" if meta["min_exclusive"] else ">="
-    if low is not None and high is not None:
-        return f"{op} {low:g} and <= {high:g}"
-    if low is not None:
-        return f"{op} {low:g}"
-    return f"<= {high:g}"
-
-
-def _coerce(key: str, value: Any) -> Any:
-    """Accept the harmless spellings sd-scripts users write; keep everything else as given."""
-    if (
-        key in ("learning_rate", "unet_lr", "text_encoder_lr", "network_alpha")
-        and isinstance(value, int)
-        and not isinstance(value, bool)
-    ):
-        return float(value)
-    if key == "text_encoder_lr" and isinstance(value, list):
-        # sd-scripts takes a list (one LR per text encoder); tuilora trains them alike.
-        if len(value) == 0:
-            return None
-        if len(set(value)) == 1:
-            return _coerce(key, value[0])
-        raise UserError(
-            f"text_encoder_lr {value!r}: tuilora uses one learning rate for all text encoders;"
-            " give a single number"
-        )
-    if key == "max_token_length" and value is None:
-        return 75
-    return value
-
-
-def normalize_resolution(value: int | str) -> int | str:
-    """512, "512" and "512,512" become 512; "512,768" stays a "W,H" string."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        sides = [value]
-    else:
-        parts = str(value).replace("x", ",").split(",")
-        try:
-            sides = [int(part.strip()) for part in parts]
-        except ValueError:
-            raise UserError(
-                f'resolution {value!r} is not a resolution: write 512 or "512,768"'
-            ) from None
-        if len(sides) not in (1, 2):
-            raise UserError(f'resolution {value!r} is not a resolution: write 512 or "512,768"')
-    for side in sides:
-        if not 64 <= side <= 8192:
-            raise UserError(f"resolution {value!r} is out of range: each side 64 to 8192")
-    if len(sides) == 1 or sides[0] == sides[1]:
-        return sides[0]
-    return f"{sides[0]},{sides[1]}"
-
-
-def canonical_optimizer(name: str) -> str:
-    """sd-scripts' spelling of an optimizer name (it compares names case-insensitively)."""
-    for known in OPTIMIZER_TYPES:
-        if known.lower() == name.lower():
-            return known
-    if "." in name:  # sd-scripts also takes a full class path, e.g. "torch.optim.RAdam"
-        return name
-    close = difflib.get_close_matches(name, OPTIMIZER_TYPES, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    raise UserError(
-        f"optimizer_type {name!r} is unknown{hint}: use an sd-scripts optimizer name such as"
-        " AdamW8bit, Prodigy, DAdaptAdam, AdaFactor, Lion"
-    )
-
-
-def parse_key_value(entry: str, key: str = "optimizer_args") -> tuple[str, str]:
-    """Split one sd-scripts "key=value" entry the way sd-scripts does (once, on '=')."""
-    name, sep, value = entry.partition("=")
-    if not sep or not name or not value or name != name.strip() or value != value.strip():
-        raise UserError(
-            f'{key} entry {entry!r} is not "key=value": write e.g. "weight_decay=0.01"'
-            " (no spaces around =)"
-        )
-    if "=" in value:
-        raise UserError(f"{key} entry {entry!r} has a second '=': one key=value per entry")
-    return name, value
-
-
-def _unknown_key_message(key: str, known: Iterable[str], source: str) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return f"{source}: unknown key {key!r}{hint}"
+def resolve_aliases(values: Mapping[str, Any]) -> dict[str, Any]:
+    """sd-scripts' other spellings, as it resolves them: ``caption_extention`` is
+    ``caption_extension``; ``use_8bit_adam`` / ``use_lion_optimizer`` choose AdamW8bit /
+    Lion (an error beside an ``optimizer_type``); ``cache_latents_to_disk`` turns latent
+    caching on and ``cache_text_encoder_outputs_to_disk`` text-encoder caching (tuilora keeps
+    those in memory)."""
+    out = dict(values)
+    old = out.pop("caption_extention", None)
+    if old is not None:
+        out.setdefault("caption_extension", old)
+    for flag, optimizer in (("use_8bit_adam", "AdamW8bit"), ("use_lion_optimizer", "Lion")):
+        if out.pop(flag, False):
+            if out.get("optimizer_type"):
+                raise UserError(
+                    f"{flag} and optimizer_type are both set: keep one (optimizer_type ="
+                    f' "{optimizer}" means the same)'
+                )
+            out["optimizer_type"] = optimizer
+    if out.get("cache_latents_to_disk"):
+        out["cache_latents"] = True
+    if out.pop("cache_text_encoder_outputs_to_disk", False):
+        out["cache_text_encoder_outputs"] = True
+    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -529,10 +382,12 @@ def _unknown_key_message(key: str, known: Iterable[str], source: str) -> str:
 @dataclass(frozen=True)
 class LoadedConfig:
     config: TrainingConfig
-    #: sd-scripts keys present in the file that tuilora does not use (reported once).
+    #: notice-only sd-scripts keys set in the file (they cannot change the trained file).
     ignored: tuple[str, ...]
     #: True when the file used only sd-scripts keys (no [tuilora] table).
     kohya: bool
+    #: one line per ignored key: what tuilora does instead (shown once).
+    notices: tuple[str, ...] = ()
 
 
 def load_toml(path: str | Path) -> LoadedConfig:
@@ -563,18 +418,24 @@ def config_from_toml_dict(raw: Mapping[str, Any], *, source: str) -> LoadedConfi
     ignored: list[str] = []
     used: dict[str, Any] = {}
     for key, value in flat.items():
-        if key in own:
+        option = OPTIONS.get(key)
+        if key in own or key in ALIASES:
             used[key] = value
-        elif key in KOHYA_OPTIONS:
-            ignored.append(key)
+        elif option is None:
+            raise UserError(unknown_key_message(key, own | set(OPTIONS), source))
+        elif not asks_for_something(key, value):
+            continue  # sd-scripts' default: it asks for nothing
+        elif option.status == "refused":
+            raise UserError(f"{source}: {key} = {value!r}: {option.note}")
         else:
-            raise UserError(_unknown_key_message(key, own | set(KOHYA_OPTIONS), source))
+            ignored.append(key)
     try:
         config = TrainingConfig.from_dict(used, source=source)
     except UserError as exc:
         message = str(exc)
         raise UserError(message if message.startswith(source) else f"{source}: {message}") from None
-    return LoadedConfig(config=config, ignored=tuple(ignored), kohya="tuilora" not in raw)
+    notices = tuple(f"{key}: {OPTIONS[key].note} (ignored)" for key in ignored)
+    return LoadedConfig(config, tuple(ignored), kohya="tuilora" not in raw, notices=notices)
 
 
 def to_toml_dict(config: TrainingConfig) -> dict[str, dict[str, Any]]:

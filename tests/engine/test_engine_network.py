@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tuilora.engine.naming import SD1_NAMING
-from tuilora.engine.network import LoRANetwork
+from tuilora.engine.network_lora import LoRANetwork, RankPlan
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_lierla_finds_sd_scripts_targets_and_names(
 ) -> None:
     unet, text_encoder = sd15
     with torch.device("meta"):
-        network = LoRANetwork(unet, [text_encoder], SD1_NAMING, rank=4, alpha=1)
+        network = LoRANetwork(unet, [text_encoder], SD1_NAMING, RankPlan(4, 1.0))
     assert len(network.unet_loras) == 192
     assert len(network.te_loras) == 72
     names = set(network.modules_by_name())
@@ -49,9 +49,7 @@ def test_c3lier_adds_the_resnet_and_sampler_convs(
 ) -> None:
     unet, text_encoder = sd15
     with torch.device("meta"):
-        network = LoRANetwork(
-            unet, [text_encoder], SD1_NAMING, rank=8, alpha=1, conv_rank=4, conv_alpha=2
-        )
+        network = LoRANetwork(unet, [text_encoder], SD1_NAMING, RankPlan(8, 1.0, 4, 2.0))
     names = set(network.modules_by_name())
     assert "lora_unet_down_blocks_0_resnets_0_conv1" in names
     assert "lora_unet_down_blocks_0_downsamplers_0_conv" in names
@@ -66,7 +64,7 @@ def test_forward_adds_the_scaled_delta_and_state_dict_is_kohya() -> None:
     layer = torch.nn.Linear(6, 5)
     holder = torch.nn.Sequential()
     holder.add_module("proj", layer)
-    from tuilora.engine.network import LoRAModule
+    from tuilora.engine.network_lora import LoRAModule
 
     lora = LoRAModule("lora_unet_proj", layer, rank=2, alpha=1.0)
     x = torch.randn(3, 6)
@@ -83,12 +81,12 @@ def test_forward_adds_the_scaled_delta_and_state_dict_is_kohya() -> None:
 
 
 def test_max_norm_scales_only_large_modules() -> None:
-    from tuilora.engine.network import LoRAModule
+    from tuilora.engine.network_lora import LoRAModule
 
     small = LoRAModule("a", torch.nn.Linear(4, 4), rank=2, alpha=2.0)
     big = LoRAModule("b", torch.nn.Linear(4, 4), rank=2, alpha=2.0)
     torch.nn.init.constant_(big.lora_up.weight, 10.0)
-    net = LoRANetwork(None, [], SD1_NAMING, rank=2, alpha=2.0)
+    net = LoRANetwork(None, [], SD1_NAMING, RankPlan(2, 2.0))
     net.unet_loras["a"], net.unet_loras["b"] = small, big
     scaled, largest = net.apply_max_norm(1.0)
     assert scaled == 1 and largest > 1.0

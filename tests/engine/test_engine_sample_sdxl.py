@@ -9,7 +9,7 @@ import torch
 
 from tuilora.engine.models import load_base_model
 from tuilora.engine.naming import naming_for
-from tuilora.engine.network import LoRANetwork
+from tuilora.engine.network_lora import LoRANetwork, RankPlan
 from tuilora.engine.sample import TextSettings, generate, inference_mode, resolve
 from tuilora.runs.prompts import parse_prompt_line
 
@@ -26,7 +26,7 @@ def test_sdxl_samples_follow_the_seed_and_the_lora(tiny_sdxl_model: Path) -> Non
     with inference_mode(parts):
         base = np.asarray(generate(model, item, TextSettings()))
     naming = naming_for(model.family, model.unet, len(model.text_encoders))
-    network = LoRANetwork(model.unet, model.text_encoders, naming, rank=4, alpha=4)
+    network = LoRANetwork(model.unet, model.text_encoders, naming, RankPlan(4, 4.0))
     torch.manual_seed(0)
     for module in network.modules_by_name().values():
         torch.nn.init.normal_(module.lora_up.weight, std=0.5)  # a LoRA that does something

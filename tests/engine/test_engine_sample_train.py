@@ -72,12 +72,12 @@ def test_sampling_restores_modes_and_the_global_rng(tiny_model: Path, tmp_path: 
 
     from tuilora.engine.models import load_base_model
     from tuilora.engine.naming import ModelNaming
-    from tuilora.engine.network import LoRANetwork
+    from tuilora.engine.network_lora import LoRANetwork, RankPlan
     from tuilora.engine.sample import TextSettings, generate, inference_mode, resolve
     from tuilora.runs.prompts import parse_prompt_line
 
     model = load_base_model(str(tiny_model))
-    network = LoRANetwork(model.unet, model.text_encoders, ModelNaming(), rank=4, alpha=4)
+    network = LoRANetwork(model.unet, model.text_encoders, ModelNaming(), RankPlan(4, 4.0))
     network.apply_to()
     model.unet.train()
     model.text_encoders[0].eval()

@@ -14,7 +14,7 @@ from safetensors import safe_open
 
 from tuilora.config import to_toml_dict
 from tuilora.engine.naming import SgmNaming, naming_for, sgm_prefixes
-from tuilora.engine.network import LoRANetwork
+from tuilora.engine.network_lora import LoRANetwork, RankPlan
 from tuilora.errors import UserError
 
 #: The SDXL base 1.0 UNet config (diffusers' unet/config.json of the release).
@@ -127,7 +127,7 @@ def test_sdxl_lierla_has_sd_scripts_counts_and_names(
     unet, te1, te2 = sdxl
     naming = naming_for("sdxl", unet, 2)
     with torch.device("meta"):
-        network = LoRANetwork(unet, [te1, te2], naming, rank=4, alpha=1)
+        network = LoRANetwork(unet, [te1, te2], naming, RankPlan(4, 1.0))
     counts = network.counts()
     assert counts.unet == 722 and counts.text_encoders == (72, 192)
     names = set(network.modules_by_name())
@@ -145,9 +145,7 @@ def test_sdxl_c3lier_conv_names_are_sgm(
 ) -> None:
     unet = sdxl[0]
     with torch.device("meta"):
-        network = LoRANetwork(
-            unet, [], naming_for("sdxl", unet, 2), rank=4, alpha=1, conv_rank=2, conv_alpha=1
-        )
+        network = LoRANetwork(unet, [], naming_for("sdxl", unet, 2), RankPlan(4, 1.0, 2, 1.0))
     names = set(network.modules_by_name())
     for expected in (
         "lora_unet_input_blocks_1_0_in_layers_2",

@@ -49,7 +49,9 @@ def test_train_writes_sd_scripts_files_with_metadata(make_config: Any, tmp_path:
     assert meta["ss_network_dim"] == "4" and meta["ss_network_alpha"] == "2.0"
     assert meta["ss_optimizer"].startswith("torch.optim.adamw.AdamW")
     assert json.loads(meta["ss_tag_frequency"])["1_shapes"]["tuidemo"] == 6
-    assert json.loads(meta["ss_network_args"]) == {"conv_dim": "4", "conv_alpha": "1"}
+    # sd-scripts records network_dropout in the args as "dropout" (its LyCORIS workaround)
+    args = {"conv_dim": "4", "conv_alpha": "1", "dropout": None}
+    assert json.loads(meta["ss_network_args"]) == args
     assert meta["ss_steps"] == str(len(step_losses(out)))
     assert (
         len(meta["sshs_model_hash"]) == 64
@@ -118,15 +120,15 @@ def test_nan_loss_stops_as_diverged_and_keeps_snapshots(
 ) -> None:
     out = tmp_path / "run"
     config = make_config(out, max_train_epochs=3)
-    real = losses.per_sample_mse
+    real = losses.per_sample_loss
     calls = {"n": 0}
 
-    def poisoned(prediction: Any, target: Any) -> Any:
+    def poisoned(prediction: Any, target: Any, *args: Any) -> Any:
         calls["n"] += 1
-        value = real(prediction, target)
+        value = real(prediction, target, *args)
         return value * float("nan") if calls["n"] > 4 else value
 
-    monkeypatch.setattr(losses, "per_sample_mse", poisoned)
+    monkeypatch.setattr(losses, "per_sample_loss", poisoned)
     assert run_training(str(write_config(config, tmp_path / "c.toml")), progress=False) == 1
     events = read_events(out / "events.jsonl")
     assert events[-1]["status"] == "diverged"

@@ -19,8 +19,11 @@ import torch
 
 from tuilora.config import TrainingConfig
 from tuilora.engine import data, optim
+from tuilora.engine import loss as losses
 from tuilora.engine.models import BaseModel, load_base_model
+from tuilora.engine.naming import naming_for
 from tuilora.engine.network import NetworkBase, build_network
+from tuilora.engine.network_lora import LoRANetwork, RankPlan, ranks_from_weights
 from tuilora.engine.text import TextEncoding
 from tuilora.errors import UserError
 from tuilora.runs.phases import PhaseReporter
@@ -45,8 +48,11 @@ class Built:
     train_unet: bool
     train_text_encoder: bool
     weight_dtype: torch.dtype
-    notices: list[str] = field(default_factory=list)
+    #: (id, message) warnings for the events file.
+    notices: list[tuple[str, str]] = field(default_factory=list)
     text: TextEncoding | None = None
+    #: the noise schedule and SNR table the loss uses (zero_terminal_snr applied).
+    schedule: losses.TrainingSchedule | None = None
 
 
 @dataclass(frozen=True)
@@ -102,16 +108,72 @@ def parts_to_train(config: TrainingConfig) -> tuple[bool, bool]:
     return train_unet, train_te
 
 
+def read_weights(path: str, option: str, *, allow_pickle: bool) -> dict[str, torch.Tensor]:
+    """A LoRA file's tensors: safetensors, or (only with --allow-pickle) a pickled file read
+    with ``torch.load(weights_only=True)``; sd-scripts tells them apart by the extension."""
+    if not path.endswith(".safetensors") and not allow_pickle:
+        raise UserError(
+            f"{option} {path}: not a .safetensors file; reading it would unpickle it. Convert it"
+            " to safetensors, or pass --allow-pickle if you trust it"
+        )
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(path)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise UserError(f"{option} {path}: cannot read ({exc})") from None
+    if not isinstance(loaded, dict):
+        raise UserError(f"{option} {path}: not a LoRA state dict")
+    return loaded
+
+
+def merge_base_weights(config: TrainingConfig, model: BaseModel, *, allow_pickle: bool) -> None:
+    """base_weights: each LoRA file merged into the model's weights at its multiplier (1.0
+    when base_weights_multiplier has no entry for it), before the network is made."""
+    naming = naming_for(model.family, model.unet, len(model.text_encoders))
+    for index, path in enumerate(config.base_weights):
+        weights = read_weights(path, "base_weights", allow_pickle=allow_pickle)
+        multipliers = config.base_weights_multiplier
+        multiplier = multipliers[index] if index < len(multipliers) else 1.0
+        plan = RankPlan(
+            1, 1.0, is_sdxl=model.family == "sdxl", from_file=ranks_from_weights(weights)
+        )
+        merged = LoRANetwork(model.unet, model.text_encoders, naming, plan)
+        unknown = merged.load_kohya_state_dict(weights)
+        if unknown or not merged.modules_by_name():
+            example = unknown[0] if unknown else "(none)"
+            raise UserError(
+                f"base_weights {path}: not a networks.lora file for this model ({len(unknown)}"
+                f" keys match no module, e.g. {example})"
+            )
+        for module in merged.modules_by_name().values():
+            module.merge_into_original(multiplier)
+
+
 def make_network(
     config: TrainingConfig,
     model: BaseModel,
     device: torch.device,
+    dtype: torch.dtype,
     *,
     train_unet: bool,
     train_text_encoder: bool,
+    allow_pickle: bool,
 ) -> NetworkBase:
-    """The network on the trained parts, in fp32, hooked into the models (and loaded from
-    ``network_weights`` when given)."""
+    """The network on the trained parts, in ``dtype`` (fp32, or the weights' precision with
+    full_fp16 / full_bf16), hooked into the models, loaded from ``network_weights`` when
+    given (its ranks too with dim_from_weights)."""
+    weights = None
+    if config.network_weights:
+        weights = read_weights(config.network_weights, "network_weights", allow_pickle=allow_pickle)
+    from_file = None
+    if config.dim_from_weights:
+        if config.network_module != "networks.lora":
+            raise UserError("dim_from_weights works with network_module networks.lora")
+        assert weights is not None  # the validator asks for network_weights
+        from_file = ranks_from_weights(weights)
     network = build_network(
         config,
         model.unet,
@@ -119,21 +181,22 @@ def make_network(
         model.family,
         train_unet=train_unet,
         train_text_encoder=train_text_encoder,
+        from_file=from_file,
     )
-    network.to(device, dtype=torch.float32)  # LoRA weights train in fp32
+    network.to(device, dtype=dtype)
     network.apply_to()
-    if config.network_weights:
-        load_network_weights(network, config.network_weights)
+    if weights is not None:
+        load_network_weights(network, config.network_weights or "", weights)
     return network
 
 
-def load_network_weights(network: NetworkBase, path: str) -> None:
-    from safetensors.torch import load_file
+def network_dtype(config: TrainingConfig, weights: torch.dtype) -> torch.dtype:
+    """LoRA weights train in fp32; full_fp16 / full_bf16 put them in the half precision of
+    the frozen weights (sd-scripts ``network.to(weight_dtype)``)."""
+    return weights if config.full_fp16 or config.full_bf16 else torch.float32
 
-    try:
-        weights = load_file(path)
-    except (OSError, RuntimeError) as exc:
-        raise UserError(f"network_weights {path}: cannot read ({exc})") from None
+
+def load_network_weights(network: NetworkBase, path: str, weights: dict[str, torch.Tensor]) -> None:
     try:
         unknown = network.load_kohya_state_dict(weights)
     except ValueError as exc:
@@ -187,6 +250,7 @@ def prepare_items(
             disk_dir=cache_dir if config.cache_latents_to_disk else None,
             dtype=vae_dtype,
             progress=phases.advance if phases is not None else None,
+            interpolation=config.resize_interpolation,
         )
     return items
 
@@ -237,8 +301,36 @@ def make_text_encoding(config: TrainingConfig, model: BaseModel) -> TextEncoding
     )
 
 
-def model_notices(config: TrainingConfig, model: BaseModel) -> list[str]:
-    """What the user should know about options the model makes moot."""
+def model_notices(
+    config: TrainingConfig, model: BaseModel, precision: Precision
+) -> list[tuple[str, str]]:
+    """What the user should know about options the model or the machine make moot, and
+    what sd-scripts warns about."""
+    notices = []
     if model.family == "sdxl" and config.clip_skip and config.clip_skip > 1:
-        return [SDXL_CLIP_SKIP_NOTICE]
-    return []
+        notices.append(("sdxl-clip-skip", SDXL_CLIP_SKIP_NOTICE))
+    if config.v2 != (model.family == "sd2"):
+        family = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}.get(model.family, model.family)
+        loads_as = "SD2" if config.v2 else "SD1"
+        text = (
+            f"v2 is {str(config.v2).lower()} but the model is {family}: tuilora reads the"
+            f" architecture from the model (sd-scripts would load it as {loads_as})"
+        )
+        notices.append(("v2-mismatch", text))
+    if (config.full_fp16 or config.full_bf16) and precision.weights == torch.float32:
+        text = "full_fp16 / full_bf16 need half precision here: the LoRA trains in fp32"
+        notices.append(("full-precision", text))
+    if config.zero_terminal_snr and not model.v_prediction:
+        text = "zero_terminal_snr without v-prediction: training will be unexpected (sd-scripts)"
+        notices.append(("zero-terminal-snr", text))
+    if optim.adafactor_relative(config) and config.lr_scheduler != "adafactor":
+        text = (
+            f"AdaFactor with relative_step uses its own schedule (as sd-scripts):"
+            f" lr_scheduler {config.lr_scheduler} is replaced by adafactor"
+        )
+        notices.append(("adafactor-schedule", text))
+    return notices
+
+
+def training_schedule(config: TrainingConfig, model: BaseModel) -> losses.TrainingSchedule:
+    return losses.training_schedule(model.noise_scheduler, config.zero_terminal_snr)

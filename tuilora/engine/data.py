@@ -1,5 +1,6 @@
-"""Training data: the items of a sd-scripts folder layout, buckets, captions, augmentation,
-latent caching and the per-epoch batch order.
+"""Training data: the items of a sd-scripts folder layout, buckets, augmentation (flip,
+colour, random and face crops), latent caching and the per-epoch batch order. Captions are
+``captions.py``.
 
 Folders are found by the dataset package (``dataset.layout.discover``) and bucketed with its
 bucket code (``dataset.buckets``), so the audit and the training see the same thing. The
@@ -21,7 +22,7 @@ import torch
 from PIL import Image
 
 from tuilora.config import TrainingConfig
-from tuilora.dataset.buckets import BucketPlan
+from tuilora.dataset.buckets import BucketChoice, BucketPlan, select_bucket
 from tuilora.dataset.captions import read_caption
 from tuilora.dataset.layout import discover
 from tuilora.errors import UserError
@@ -36,6 +37,9 @@ class TrainItem:
     resized: tuple[int, int]
     #: The image's own (width, height): SDXL's size conditioning needs it.
     original: tuple[int, int] = (0, 0)
+    #: Face centre and size (cx, cy, w, h) from a file name ``..._cx_cy_w_h`` (sd-scripts'
+    #: face_crop_aug_range convention), else None.
+    face: tuple[int, int, int, int] | None = None
     latents: torch.Tensor | None = field(default=None, repr=False)
     latents_flipped: torch.Tensor | None = field(default=None, repr=False)
 
@@ -48,19 +52,37 @@ class Entry:
     flip: bool
 
 
-def _bucket_plan(config: TrainingConfig) -> BucketPlan:
-    resolution = config.resolution_wh()
+def _bucket_plan(config: TrainingConfig) -> BucketPlan | None:
+    """The bucket plan, or None without buckets: then the one bucket is the resolution."""
     if not config.enable_bucket:
-        # One bucket of the training resolution: every image is resized and cropped to it.
-        side = max(resolution)
-        return BucketPlan(resolution, side, side, step=8)
+        return None
     return BucketPlan(
-        resolution,
+        config.resolution_wh(),
         config.min_bucket_reso,
         config.max_bucket_reso,
         step=config.bucket_reso_steps,
         no_upscale=config.bucket_no_upscale,
     )
+
+
+def _choose(config: TrainingConfig, plan: BucketPlan | None, size: tuple[int, int]) -> BucketChoice:
+    if plan is not None:
+        return plan.choose(*size)
+    # sd-scripts without buckets: one predefined bucket, the resolution itself (W x H, so
+    # "512,768" trains at 512 x 768); each image is scaled to cover it, then cropped.
+    return select_bucket(size[0], size[1], (config.resolution_wh(),))
+
+
+def face_from_name(path: Path) -> tuple[int, int, int, int] | None:
+    """sd-scripts' face position in a file name: the last four ``_``-separated numbers."""
+    tokens = path.stem.split("_")
+    if len(tokens) < 5:
+        return None
+    try:
+        cx, cy, w, h = (int(token) for token in tokens[-4:])
+    except ValueError:
+        return None
+    return cx, cy, w, h
 
 
 def collect_items(config: TrainingConfig) -> list[TrainItem]:
@@ -78,7 +100,9 @@ def collect_items(config: TrainingConfig) -> list[TrainItem]:
     return train + reg
 
 
-def _items_in(root: str, is_reg: bool, config: TrainingConfig, plan: BucketPlan) -> list[TrainItem]:
+def _items_in(
+    root: str, is_reg: bool, config: TrainingConfig, plan: BucketPlan | None
+) -> list[TrainItem]:
     if not Path(root).is_dir():
         kind = "reg_data_dir" if is_reg else "train_data_dir"
         raise UserError(f"{kind} {root}: no such directory")
@@ -95,11 +119,18 @@ def _items_in(root: str, is_reg: bool, config: TrainingConfig, plan: BucketPlan)
                     width, height = image.size
             except (OSError, Image.DecompressionBombError):
                 continue  # the dataset check reports unreadable images; training skips them
-            choice = plan.choose(width, height)
+            choice = _choose(config, plan, (width, height))
+            face = face_from_name(path) if config.face_crop_aug_range else None
             for _ in range(folder.repeats):
                 items.append(
                     TrainItem(
-                        path, caption, is_reg, choice.reso, choice.resized_size, (width, height)
+                        path,
+                        caption,
+                        is_reg,
+                        choice.reso,
+                        choice.resized_size,
+                        (width, height),
+                        face=face,
                     )
                 )
     return items
@@ -115,6 +146,11 @@ def balance_regularization(items: Sequence[TrainItem]) -> list[int]:
         return train
     filled = [reg[i % len(reg)] for i in range(len(train))]
     return train + filled
+
+
+def loss_weights(items: Sequence[TrainItem], prior_loss_weight: float) -> list[float]:
+    """Each sample's loss weight: prior_loss_weight for regularization images, else 1."""
+    return [prior_loss_weight if item.is_reg else 1.0 for item in items]
 
 
 def epoch_batches(
@@ -135,54 +171,126 @@ def epoch_batches(
     return batches
 
 
-def process_caption(caption: str, config: TrainingConfig, rng: random.Random, epoch: int) -> str:
-    """Caption dropout, tag dropout and shuffling with ``keep_tokens`` kept in front."""
-    every = config.caption_dropout_every_n_epochs
-    if every and epoch % every == 0:
-        return ""
-    if config.caption_dropout_rate and rng.random() < config.caption_dropout_rate:
-        return ""
-    if not (config.shuffle_caption or config.caption_tag_dropout_rate):
-        return caption
-    tags = [tag.strip() for tag in caption.strip().split(",")]
-    fixed, free = tags[: config.keep_tokens], tags[config.keep_tokens :]
-    if config.caption_tag_dropout_rate:
-        free = [tag for tag in free if rng.random() >= config.caption_tag_dropout_rate]
-    if config.shuffle_caption:
-        rng.shuffle(free)
-    return ", ".join(fixed + free)
+@dataclass(frozen=True)
+class Augment:
+    """The per-image options of ``load_pixels``, from the config."""
+
+    random_crop: bool = False
+    color_aug: bool = False
+    interpolation: str | None = None
+    #: face_crop_aug_range as (min, max) face sizes relative to the short side.
+    face_range: tuple[float, float] | None = None
+
+    @classmethod
+    def of(cls, config: TrainingConfig) -> Augment:
+        face = None
+        if config.face_crop_aug_range:
+            low, high = (float(part) for part in config.face_crop_aug_range.split(","))
+            face = (low, high)
+        return cls(config.random_crop, config.color_aug, config.resize_interpolation, face)
+
+
+_FILTERS = {
+    "lanczos": Image.Resampling.LANCZOS,
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "linear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "cubic": Image.Resampling.BICUBIC,
+    "area": Image.Resampling.BOX,
+    "box": Image.Resampling.BOX,
+}
+
+
+def resize(image: Image.Image, size: tuple[int, int], interpolation: str | None) -> Image.Image:
+    """sd-scripts' ``resize_image``: the named filter; by default area averaging (PIL's BOX)
+    when shrinking both sides, Lanczos when enlarging."""
+    if interpolation is None:
+        shrinking = image.width >= size[0] and image.height >= size[1]
+        interpolation = "area" if shrinking else "lanczos"
+    return image.resize(size, _FILTERS[interpolation])
 
 
 def load_pixels(
-    item: TrainItem, *, flip: bool, random_crop: bool, color_aug: bool, rng: random.Random
+    item: TrainItem, *, flip: bool, augment: Augment, rng: random.Random
 ) -> torch.Tensor:
-    """The image resized to cover its bucket, cropped to it, as a (3, H, W) tensor in [-1, 1]."""
+    """The image resized to cover its bucket, cropped to it (around the face with
+    face_crop_aug_range), colour-augmented, as a (3, H, W) tensor in [-1, 1]."""
     with Image.open(item.image) as opened:
         image = opened.convert("RGB")
-    image = image.resize(item.resized, Image.Resampling.LANCZOS)
-    bucket_w, bucket_h = item.bucket
-    extra_w, extra_h = image.width - bucket_w, image.height - bucket_h
-    if random_crop:
-        left, top = rng.randint(0, max(extra_w, 0)), rng.randint(0, max(extra_h, 0))
+    if augment.face_range is not None and item.face is not None:
+        image = _face_crop(image, item, augment, rng)
     else:
-        left, top = max(extra_w, 0) // 2, max(extra_h, 0) // 2
-    image = image.crop((left, top, left + bucket_w, top + bucket_h))
-    if color_aug:
-        image = _shift_hue(image, rng.uniform(-0.05, 0.05))
-    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
-    tensor = torch.from_numpy(array).permute(2, 0, 1).contiguous()
+        image = resize(image, item.resized, augment.interpolation)
+        bucket_w, bucket_h = item.bucket
+        extra_w, extra_h = max(image.width - bucket_w, 0), max(image.height - bucket_h, 0)
+        if augment.random_crop:
+            left, top = rng.randint(0, extra_w), rng.randint(0, extra_h)
+        else:
+            left, top = extra_w // 2, extra_h // 2
+        image = image.crop((left, top, left + bucket_w, top + bucket_h))
+    array = np.asarray(image, dtype=np.uint8)
+    if augment.color_aug:
+        array = color_augment(array, rng)
+    tensor = torch.from_numpy(array.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+    tensor = tensor.contiguous()
     return torch.flip(tensor, dims=[2]) if flip else tensor
 
 
-def _shift_hue(image: Image.Image, amount: float) -> Image.Image:
-    hsv = np.asarray(image.convert("HSV"), dtype=np.int16)
-    hsv[..., 0] = (hsv[..., 0] + int(amount * 255)) % 256
-    return Image.fromarray(hsv.astype(np.uint8), mode="HSV").convert("RGB")
+def _face_crop(
+    image: Image.Image, item: TrainItem, augment: Augment, rng: random.Random
+) -> Image.Image:
+    """sd-scripts' ``crop_target``: scale so the face's size falls in face_crop_aug_range of
+    the short side (never above 1), then cut the bucket around the face (a little jitter
+    when the range is a range; random_crop moves it further to show more background)."""
+    assert augment.face_range is not None and item.face is not None
+    low, high = augment.face_range
+    cx, cy, face_w, face_h = item.face
+    target_w, target_h = item.bucket
+    width, height = image.size
+    if (width, height) == (target_w, target_h):
+        return image
+    face_size = max(face_w, face_h)
+    size = min(target_w, target_h)
+    min_scale = max(target_h / height, target_w / width)
+    min_scale = min(1.0, max(min_scale, size / (face_size * high)))
+    max_scale = min(1.0, max(min_scale, size / (face_size * low)))
+    scale = min_scale if min_scale >= max_scale else rng.uniform(min_scale, max_scale)
+    new_w, new_h = int(width * scale + 0.5), int(height * scale + 0.5)
+    image = resize(image, (new_w, new_h), augment.interpolation)
+    centre = (int(cx * scale + 0.5), int(cy * scale + 0.5))
+    corner = []
+    for target, length, face_at in zip((target_w, target_h), (new_w, new_h), centre, strict=True):
+        start = face_at - target // 2
+        if augment.random_crop:
+            spread = max(length - face_at, face_at)
+            start += rng.randint(0, spread) + rng.randint(0, spread) - spread
+        elif low != high and face_size > size // 10 and face_size >= 40:
+            start += rng.randint(-face_size // 20, face_size // 20)
+        corner.append(max(0, min(start, length - target)))
+    left, top = corner
+    return image.crop((left, top, left + target_w, top + target_h))
 
 
-def _cache_key(item: TrainItem) -> str:
+def color_augment(array: np.ndarray, rng: random.Random) -> np.ndarray:
+    """sd-scripts' ``AugHelper.color_aug``: a third of the time, either a hue shift of up to
+    8 of OpenCV's 180 hue steps or a gamma from 0.95 to 1.05."""
+    if rng.random() > 0.33:
+        return array
+    if rng.random() > 0.5:
+        shift = rng.uniform(-8, 8) / 180  # as a fraction of the hue circle
+        hsv = np.asarray(Image.fromarray(array).convert("HSV"), dtype=np.int16)
+        hsv[..., 0] = (hsv[..., 0] + int(round(shift * 256))) % 256
+        return np.asarray(Image.fromarray(hsv.astype(np.uint8), mode="HSV").convert("RGB"))
+    gamma = rng.uniform(0.95, 1.05)
+    return np.clip(array.astype(np.float64) ** gamma, 0, 255).astype(np.uint8)
+
+
+def _cache_key(item: TrainItem, interpolation: str | None) -> str:
     stat = item.image.stat()
     text = f"{item.image.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{item.bucket}|{item.resized}"
+    if interpolation is not None:
+        text += f"|{interpolation}"
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
@@ -197,6 +305,7 @@ def cache_latents(
     disk_dir: Path | None,
     dtype: torch.dtype,
     progress: Callable[[int], None] | None = None,
+    interpolation: str | None = None,
 ) -> None:
     """Encode every distinct image once (and its mirror with flip_aug); optionally on disk.
     ``progress(done)`` follows the distinct images (the trainer's ``caching latents`` phase)."""
@@ -209,19 +318,15 @@ def cache_latents(
         if done is not None:
             item.latents, item.latents_flipped = done.latents, done.latents_flipped
             continue
-        path = disk_dir / f"{_cache_key(item)}.safetensors" if disk_dir else None
+        path = disk_dir / f"{_cache_key(item, interpolation)}.safetensors" if disk_dir else None
         if path is not None and path.is_file():
             stored = load_file(str(path))
             item.latents = stored["latents"]
             item.latents_flipped = stored.get("flipped")
         else:
             views = [False, True] if flip else [False]
-            pixels = torch.stack(
-                [
-                    load_pixels(item, flip=v, random_crop=False, color_aug=False, rng=rng)
-                    for v in views
-                ]
-            )
+            still = Augment(interpolation=interpolation)
+            pixels = torch.stack([load_pixels(item, flip=v, augment=still, rng=rng) for v in views])
             encoded = vae.encode(pixels.to(device, dtype)).latent_dist.mode() * scaling
             encoded = encoded.float().cpu()
             item.latents = encoded[0].contiguous()

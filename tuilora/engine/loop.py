@@ -22,7 +22,8 @@ import torch
 from tuilora.config import TrainingConfig
 from tuilora.engine import build, data, distributed, metadata, optim
 from tuilora.engine import loss as losses
-from tuilora.engine.build import SDXL_CLIP_SKIP_NOTICE, Built
+from tuilora.engine.build import Built
+from tuilora.engine.captions import CaptionStep, process_caption
 from tuilora.engine.progress import Progress
 from tuilora.engine.sample import TrainingSampler
 from tuilora.engine.save import save_lora
@@ -53,6 +54,13 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63))
 
 
+def seed_global_rng(seed: int, stream: int) -> None:
+    """Seed torch's global RNG (CPU and CUDA) for one step: dropout in the network (neuron,
+    rank and module dropout, LyCORIS' too) draws from it, so a resumed run drops exactly
+    what a straight one would. Salted so it never repeats the step generator's numbers."""
+    torch.manual_seed(((seed * 1_000_003 + stream) * 7919 + 104_729) % (2**63))
+
+
 class Trainer:
     def __init__(
         self,
@@ -75,7 +83,11 @@ class Trainer:
         #: ``tuilora train``'s own SIGINT/SIGTERM flag (installed before the engine loads);
         #: without one (tests, benchmarks) the trainer installs its handlers in ``run``.
         self.should_stop = should_stop
-        self.seed = config.seed if config.seed is not None else 0
+        if config.seed is None:
+            # sd-scripts draws a seed when none is given; it is kept in the config, so the
+            # metadata's ss_seed records it (tuilora train writes it into config.toml first).
+            config.seed = random.randint(0, 2**32)
+        self.seed = config.seed
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
 
@@ -121,9 +133,16 @@ class Trainer:
         )
         train_unet, train_te = build.parts_to_train(config)
         check_text_cache(config, train_te)
+        build.merge_base_weights(config, model, allow_pickle=self.allow_pickle)
         self.phases.begin("preparing the network")
         network = build.make_network(
-            config, model, self.device, train_unet=train_unet, train_text_encoder=train_te
+            config,
+            model,
+            self.device,
+            build.network_dtype(config, precision.weights),
+            train_unet=train_unet,
+            train_text_encoder=train_te,
+            allow_pickle=self.allow_pickle,
         )
         build.set_training_mode(
             model, gradient_checkpointing=config.gradient_checkpointing, train_te=train_te
@@ -146,7 +165,9 @@ class Trainer:
             train_unet=train_unet,
             train_text_encoder=train_te,
         )
-        notices = [self._cpu_notice] if self._cpu_notice else []
+        notices = [("cpu-precision", self._cpu_notice)] if self._cpu_notice else []
+        if config.full_fp16 and precision.weights == torch.float16:
+            _allow_fp16_gradients(self.accelerator)
         return Built(
             model,
             network,
@@ -159,8 +180,9 @@ class Trainer:
             train_unet,
             train_te,
             precision.weights,
-            notices + build.model_notices(config, model),
+            notices + build.model_notices(config, model, precision),
             text=build.make_text_encoding(config, model),
+            schedule=build.training_schedule(config, model),
         )
 
     # -- the loop ----------------------------------------------------------------------
@@ -181,8 +203,11 @@ class Trainer:
             * self.config.gradient_accumulation_steps,
             session_id=counters.session_id,
             started_at=counters.started_at,
+            optimizer_class=metadata.class_path(built.optimizer),
         )
+        self.facts = facts
         self.training_metadata = metadata.training_metadata(self.config, built.items, facts)
+        self.save_every_n_epochs = epoch_interval(self.config, built.epochs)
         self._open_tensorboard()
         self._emit(
             "start",
@@ -195,13 +220,12 @@ class Trainer:
             resumed_from_step=counters.step,
             images=len(built.items),
         )
-        for note in built.model.notes:  # the model file against the config (v-pred, v2)
+        for note in built.model.notes:  # the model file against the config (v-pred)
             self._emit("warning", message=note, id="model-file")
-        for notice in built.notices:
-            if notice == SDXL_CLIP_SKIP_NOTICE:
-                self._emit("warning", message=notice, id="sdxl-clip-skip")
-            else:  # fp32 on a CPU: nothing to fix, only to know
-                self._emit("info", message=notice, id="cpu-precision")
+        for notice_id, notice in built.notices:
+            # fp32 on a CPU: nothing to fix, only to know; the rest are sd-scripts' warnings.
+            kind = "info" if notice_id == "cpu-precision" else "warning"
+            self._emit(kind, message=notice, id=notice_id)
         self.sampler = TrainingSampler.for_trainer(
             self.config, self.run_dir, built, self.accelerator, self._emit
         )
@@ -256,19 +280,17 @@ class Trainer:
                 if distributed.any_across(self.accelerator, self._stop_now()):
                     return self._stopped(built, counters)
                 self.sampler.after_step(counters.step, epoch + 1)
+                self._step_snapshot(built, counters)
                 if counters.step >= built.total_steps:
                     break
             counters.epoch += 1
             counters.batch_in_epoch = 0
             snapshot = None
             finished = counters.step >= built.total_steps
-            if (
-                not finished
-                and config.save_every_n_epochs
-                and counters.epoch % config.save_every_n_epochs == 0
-            ):
+            every = self.save_every_n_epochs
+            if not finished and every and counters.epoch % every == 0:
                 snapshot = self._save(built, self.run_dir.snapshot(counters.epoch), counters)
-                self._prune_snapshots(snapshot)
+                self._prune_epoch_snapshots(snapshot)
             if config.save_state and not finished and self.main:
                 self._save_state(built, counters)
             mean = sum(epoch_losses) / len(epoch_losses) if epoch_losses else None
@@ -280,6 +302,8 @@ class Trainer:
                 snapshot=str(snapshot) if snapshot else None,
             )
             self.sampler.after_epoch(counters.epoch, counters.step)
+        if (config.save_state or config.save_state_on_train_end) and self.main:
+            self._save_state(built, counters)
         final = self._save(built, self.run_dir.final, counters)
         self._emit("end", status="finished", step=counters.step, final=str(final), message="")
         return "finished"
@@ -321,25 +345,26 @@ class Trainer:
         # Each micro-batch of a step, on each process, draws from its own stream.
         stream = (step * 64 + micro) * 1024 + self.accelerator.process_index
         generator = step_generator(self.seed, stream)
+        seed_global_rng(self.seed, stream)
         caption_rng = random.Random(f"{self.seed}:{stream}")
         items = [built.items[entry.item] for entry in batch]
         latents = self._latents(built, batch, items, generator, caption_rng)
-        captions = [
-            data.process_caption(item.caption, config, caption_rng, epoch) for item in items
-        ]
+        at = CaptionStep(epoch + 1, step, built.total_steps)  # sd-scripts counts epochs from 1
+        captions = [process_caption(item.caption, config, caption_rng, at) for item in items]
         weights = torch.tensor(
-            [config.prior_loss_weight if item.is_reg else 1.0 for item in items],
-            device=self.device,
+            data.loss_weights(items, config.prior_loss_weight), device=self.device
         )
         assert built.text is not None
         # Under autocast as sd-scripts: LyCORIS modules in a half-precision encoder need it.
         with torch.set_grad_enabled(built.train_text_encoder), self.accelerator.autocast():
             text = built.text(captions)
-        noise = losses.sample_noise(latents, generator, config.noise_offset)
+        assert built.schedule is not None
+        scheduler = built.schedule.scheduler
+        noise = losses.sample_noise(latents, generator, config)
         timesteps = losses.sample_timesteps(
-            len(items), model.noise_scheduler, generator, self.device
+            len(items), scheduler, generator, self.device, config.min_timestep, config.max_timestep
         )
-        noisy = model.noise_scheduler.add_noise(latents, noise, timesteps)
+        noisy = losses.add_noise(scheduler, latents, noise, timesteps, generator, config)
         with self.accelerator.autocast():
             prediction = model.unet(
                 noisy.to(built.weight_dtype),
@@ -347,14 +372,12 @@ class Trainer:
                 text.states.to(built.weight_dtype),
                 **unet_kwargs(text, items, batch, self.device, built.weight_dtype),
             ).sample
-        target = losses.target_for(
-            model.noise_scheduler, latents, noise, timesteps, model.v_prediction
+        target = losses.target_for(scheduler, latents, noise, timesteps, model.v_prediction)
+        threshold = losses.huber_c(config, timesteps, scheduler)
+        per_sample = losses.per_sample_loss(prediction, target, config.loss_type, threshold)
+        per_sample = losses.weigh(
+            per_sample * weights, config, built.schedule.snr, timesteps, model.v_prediction
         )
-        per_sample = losses.per_sample_mse(prediction, target) * weights
-        if config.min_snr_gamma:
-            per_sample = per_sample * losses.min_snr_weights(
-                model.noise_scheduler, timesteps, config.min_snr_gamma, model.v_prediction
-            )
         loss = per_sample.mean()
         if torch.isfinite(loss):
             self.accelerator.backward(loss / micro_count)
@@ -376,16 +399,10 @@ class Trainer:
                 for entry, item in zip(batch, items, strict=True)
             ]
             return torch.stack([t for t in stacked if t is not None]).to(self.device)
-        config = self.config
+        augment = data.Augment.of(self.config)
         pixels = torch.stack(
             [
-                data.load_pixels(
-                    item,
-                    flip=entry.flip,
-                    random_crop=config.random_crop,
-                    color_aug=config.color_aug,
-                    rng=rng,
-                )
+                data.load_pixels(item, flip=entry.flip, augment=augment, rng=rng)
                 for entry, item in zip(batch, items, strict=True)
             ]
         )
@@ -440,28 +457,65 @@ class Trainer:
     def _save(self, built: Built, path: Any, counters: Counters) -> Any:
         if not self.main:
             return None
-        meta = metadata.finish(self.training_metadata, steps=counters.step, epoch=counters.epoch)
+        meta = metadata.finish(
+            self.training_metadata,
+            self.config,
+            self.facts,
+            steps=counters.step,
+            epoch=counters.epoch,
+        )
         return save_lora(path, built.network.kohya_state_dict(), meta, self.config.save_precision)
 
     def _stop_now(self) -> bool:
         return self.stop_requested or (self.should_stop is not None and self.should_stop())
 
     def _snapshots_so_far(self) -> list[Path]:
-        """The epoch snapshots this run wrote (earlier sessions' from its events): the only
-        ones ``save_last_n_epochs`` may delete — never a same-named file of someone else's."""
+        """The snapshots this run wrote (earlier sessions' from its events): the only ones
+        ``save_last_n_epochs`` / ``save_last_n_steps`` may delete — never a same-named file
+        of someone else's."""
         if not (self.main and self.resume):
             return []
-        earlier = written_loras(self.run_dir, read_events(self.run_dir.events))
-        return [path for path in earlier if path in self.run_dir.snapshots()]
+        return [p for p in written_loras(self.run_dir, read_events(self.run_dir.events))]
 
-    def _prune_snapshots(self, snapshot: Path | None) -> None:
+    def _prune_epoch_snapshots(self, snapshot: Path | None) -> None:
+        """Keep the last ``save_last_n_epochs`` epoch snapshots (sd-scripts'
+        ``get_remove_epoch_no`` removes the one ``every * keep`` epochs back: the same files
+        when saves are regular), deleting only files this run wrote."""
         if snapshot is not None and snapshot not in self.snapshots_written:
             self.snapshots_written.append(snapshot)
         keep = self.config.save_last_n_epochs
-        if keep and self.main:
-            for old in self.snapshots_written[:-keep]:
-                old.unlink(missing_ok=True)
-            self.snapshots_written = self.snapshots_written[-keep:]
+        if not (keep and self.main):
+            return
+        epochs = [p for p in self.snapshots_written if p in self.run_dir.snapshots()]
+        for old in epochs[:-keep]:
+            old.unlink(missing_ok=True)
+            self.snapshots_written.remove(old)
+
+    def _step_snapshot(self, built: Built, counters: Counters) -> None:
+        """save_every_n_steps: ``NAME-step00000123`` every N steps (with the state when
+        save_state), and save_last_n_steps removes those that fell out of the window
+        (sd-scripts' ``get_remove_step_no``), only among the files this run wrote."""
+        every = self.config.save_every_n_steps
+        if not every or counters.step % every or not self.main:
+            return
+        path = self._save(built, self.run_dir.step_snapshot(counters.step), counters)
+        if path is not None:
+            # The event records the file as the run's own (``runs.rundir.written_loras``).
+            self._emit(
+                "info", message=f"saved {Path(path).name}", id="step-snapshot", snapshot=str(path)
+            )
+            self.snapshots_written.append(Path(path))
+        if self.config.save_state:
+            self._save_state(built, counters)
+        keep = self.config.save_last_n_steps
+        if keep:
+            old = counters.step - keep - 1
+            old -= old % every
+            for written in list(self.snapshots_written):
+                step = self.run_dir.step_of(written)
+                if step is not None and step <= old:
+                    written.unlink(missing_ok=True)
+                    self.snapshots_written.remove(written)
 
     def _save_state(self, built: Built, counters: Counters) -> None:
         counters.elapsed_s = round(self.events.elapsed(), 1)
@@ -549,3 +603,25 @@ def _versions() -> dict[str, str]:
         "diffusers": diffusers.__version__,
         "transformers": transformers.__version__,
     }
+
+
+def epoch_interval(config: TrainingConfig, epochs: int) -> int | None:
+    """save_every_n_epochs, or from save_n_epoch_ratio about that many snapshots in all
+    (sd-scripts: ``floor(epochs / ratio) or 1``, which wins over save_every_n_epochs)."""
+    if config.save_n_epoch_ratio:
+        return math.floor(epochs / config.save_n_epoch_ratio) or 1
+    return config.save_every_n_epochs
+
+
+def _allow_fp16_gradients(accelerator: Any) -> None:
+    """full_fp16: the LoRA's own weights are fp16, whose gradients PyTorch's GradScaler
+    refuses to unscale; sd-scripts patches the scaler to allow it, and so does tuilora."""
+    scaler = getattr(accelerator, "scaler", None)
+    if scaler is None:
+        return
+    unscale = scaler._unscale_grads_
+
+    def allow_fp16(optimizer: Any, inv_scale: Any, found_inf: Any, allow_fp16: bool) -> Any:
+        return unscale(optimizer, inv_scale, found_inf, True)
+
+    scaler._unscale_grads_ = allow_fp16

@@ -18,10 +18,11 @@ DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "float": torch.float32}
 def cast_for_saving(
     tensors: dict[str, torch.Tensor], save_precision: str | None
 ) -> dict[str, torch.Tensor]:
-    """Weights in ``save_precision`` (fp32 when unset); ``.alpha`` scalars stay as they are."""
+    """Every tensor in ``save_precision``, ``.alpha`` included, as sd-scripts'
+    ``save_weights`` casts the whole state dict (fp32 when unset; LyCORIS' flags stay)."""
     dtype = DTYPES.get(save_precision or "float", torch.float32)
     return {
-        key: (value if key.endswith(".alpha") else value.to(dtype)).detach().cpu().contiguous()
+        key: (value.to(dtype) if value.is_floating_point() else value).detach().cpu().contiguous()
         for key, value in tensors.items()
     }
 

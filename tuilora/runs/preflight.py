@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -90,12 +91,12 @@ def load_config(
     if not config_path:
         raise UserError("give a config file (tuilora train CONFIG) or --resume RUN")
     loaded = load_toml(config_path)
-    notices = []
-    if loaded.ignored:
-        notices.append(
-            "ignored sd-scripts options (tuilora does not use them): " + ", ".join(loaded.ignored)
-        )
+    notices = list(loaded.notices)
     config = loaded.config
+    if config.seed is None:
+        # sd-scripts draws a seed when none is given; it is written into the run's
+        # config.toml (and ss_seed) so that --resume continues with the same one.
+        config.seed = random.randint(0, 2**32)
     if config.output_name is None:
         name = Path(config_path).stem
         problem = output_name_problem(name)

@@ -79,6 +79,11 @@ class RunDir:
         """sd-scripts' step-named file (NAME-step00000123), used for a stopped run's LoRA."""
         return self.root / f"{self.name}-step{step:08d}.safetensors"
 
+    def step_of(self, path: Path) -> int | None:
+        """The step of one of this run's ``NAME-stepNNNNNNNN`` files (None for other files)."""
+        match = re.fullmatch(rf"{re.escape(self.name)}-step(\d{{8}})\.safetensors", path.name)
+        return int(match.group(1)) if match and path.parent == self.root else None
+
     @property
     def final(self) -> Path:
         return self.root / f"{self.name}.safetensors"
@@ -135,6 +140,8 @@ def written_loras(run: RunDir, events: Iterable[dict[str, Any]]) -> list[Path]:
     for event in events:
         kind = event.get("type")
         path = event.get("snapshot") if kind == "epoch_end" else None
+        if kind == "info" and event.get("id") == "step-snapshot":  # save_every_n_steps
+            path = event.get("snapshot")
         if kind == "end":
             path = event.get("final")
         if not isinstance(path, str) or not path:
