@@ -50,7 +50,15 @@ def _parts_and_buckets(config: TrainingConfig) -> None:
         )
 
 
+NETWORK_MODULES = ("networks.lora", "lycoris.kohya")
+
+
 def _network(config: TrainingConfig) -> None:
+    if config.network_module not in NETWORK_MODULES:
+        raise UserError(
+            f"network_module {config.network_module}: tuilora trains networks.lora (LoRA"
+            " LierLa, C3Lier with conv_dim) and lycoris.kohya (algo=locon, loha, lokr, ia3)"
+        )
     if config.network_module == "networks.lora":
         if config.network_dim > 768:
             raise UserError(

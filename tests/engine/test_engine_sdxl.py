@@ -258,7 +258,8 @@ def test_tiny_sdxl_trains_and_diffusers_injects_every_module(
     assert "lora_unet_input_blocks_3_1_transformer_blocks_1_attn2_to_k" in names
     assert meta["ss_base_model_version"] == "sdxl_base_v1-0"
     assert meta["modelspec.architecture"] == "stable-diffusion-xl-v1-base/lora"
-    assert meta["modelspec.implementation"] == "sgm"
+    # sd-scripts' sai_model_spec: an SDXL LoRA's implementation is Stability AI's repo
+    assert meta["modelspec.implementation"] == "https://github.com/Stability-AI/generative-models"
     report = verify_lora(tiny_sdxl_model, final, prompt="tuidemo, red circle")
     assert report.warnings == []
     assert report.injected == {"unet": 88, "text_encoder": 12, "text_encoder_2": 12}
