@@ -192,20 +192,46 @@ def test_cell_progress_and_cpu_steps(capfd: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.slow
-def test_a_model_only_torch_can_refuse_ends_failed_to_start_and_blocks_nothing(
+def test_a_model_the_loader_refuses_ends_failed_to_start_and_blocks_nothing(
     make_config: Any, tmp_path: Path
 ) -> None:
     model = tmp_path / "damaged"
     model.mkdir()
     (model / "model_index.json").write_text("{}", encoding="utf-8")  # passes the checks
+    (model / "text_encoder").mkdir()
+    (model / "text_encoder" / "config.json").write_text("{}", encoding="utf-8")
     run = tmp_path / "run"
     config = write(make_config(run, pretrained_model_name_or_path=str(model)), tmp_path / "c.toml")
     result = tuilora("train", str(config), "--no-progress")
-    assert result.returncode == 1, result.stderr  # a failure during work: no traceback here
-    last = result.stderr.splitlines()[-1]
-    assert last.startswith("training ended: failed-to-start: ") and "Traceback" not in result.stderr
-    assert "Traceback" in (run / "train.log").read_text()  # it is in the log
+    # The loader names the folder in one line (exit 2, no traceback); the run that opened
+    # its folder ends failed-to-start.
+    assert result.returncode == 2, result.stderr
+    assert "damaged: cannot load this diffusers folder" in result.stderr
+    assert "Traceback" not in result.stderr
     status = run_status(run)
     assert status.state == "failed-to-start" and not status.trained
     plan = check_training(str(config))  # the next try needs no --force
     assert plan.replace is not None and "never trained a step (failed-to-start)" in plan.notices[0]
+
+
+def test_an_unexpected_error_before_step_1_ends_failed_to_start_with_one_line(
+    make_config: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """A bug (not a user mistake) while building: exit 1, one line on the console, the
+    traceback in train.log, and the run ends failed-to-start so the next try needs no --force."""
+    from tuilora.engine import loop
+    from tuilora.engine.train import run_training
+
+    def broken_build(self: Any) -> Any:
+        raise RuntimeError("simulated failure inside the training stack")
+
+    monkeypatch.setattr(loop.Trainer, "build", broken_build)
+    run = tmp_path / "run"
+    config = write(make_config(run), tmp_path / "c.toml")
+    assert run_training(str(config), progress=False) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("training ended: failed-to-start: ")
+    assert "simulated failure" in last and "Traceback" not in last
+    assert "Traceback" in (run / "train.log").read_text(encoding="utf-8")
+    assert run_status(run).state == "failed-to-start"
+    assert check_training(str(config)).replace is not None  # replaced without --force

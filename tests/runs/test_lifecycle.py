@@ -111,6 +111,8 @@ def config(tmp_path: Path) -> Path:
     model = tmp_path / "model"
     model.mkdir()
     (model / "model_index.json").write_text("{}", encoding="utf-8")
+    (model / "text_encoder").mkdir()
+    (model / "text_encoder" / "config.json").write_text("{}", encoding="utf-8")
     values = {
         "pretrained_model_name_or_path": str(model),
         "train_data_dir": str(build_shapes_dataset(tmp_path / "dataset", images=4)),
@@ -192,7 +194,7 @@ def test_watch_follows_a_resumed_run_past_its_earlier_end(
         ({"pretrained_model_name_or_path": "missing"}, "missing: no such file or folder"),
         ({"pretrained_model_name_or_path": "."}, "not a diffusers model folder"),
         ({"pretrained_model_name_or_path": "m.ckpt"}, "--allow-pickle"),
-        ({"pretrained_model_name_or_path": "bad.safetensors"}, "not a safetensors file"),
+        ({"pretrained_model_name_or_path": "bad.safetensors"}, "not a readable .safetensors file"),
         ({"vae": "nowhere.safetensors"}, "vae nowhere.safetensors: no such file"),
         ({"train_data_dir": "nodata"}, "train_data_dir nodata: no such folder"),
         ({"output_name": "a/b"}, "output_name 'a/b'"),

@@ -27,6 +27,8 @@ def config(tmp_path: Path) -> Path:
     model = tmp_path / "model"
     model.mkdir()
     (model / "model_index.json").write_text("{}", encoding="utf-8")
+    (model / "text_encoder").mkdir()
+    (model / "text_encoder" / "config.json").write_text("{}", encoding="utf-8")
     data = build_shapes_dataset(tmp_path / "dataset", images=4)
     path = tmp_path / "t.toml"
     values = {

@@ -55,6 +55,8 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
     model = tmp_path / "model"
     model.mkdir()
     (model / "model_index.json").write_text("{}", encoding="utf-8")
+    (model / "text_encoder").mkdir()
+    (model / "text_encoder" / "config.json").write_text("{}", encoding="utf-8")
     return {"model": model, "dataset": build_shapes_dataset(tmp_path / "dataset", images=4)}
 
 

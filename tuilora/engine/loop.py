@@ -475,7 +475,7 @@ class Trainer:
         of someone else's."""
         if not (self.main and self.resume):
             return []
-        return [p for p in written_loras(self.run_dir, read_events(self.run_dir.events))]
+        return written_loras(self.run_dir, read_events(self.run_dir.events))
 
     def _prune_epoch_snapshots(self, snapshot: Path | None) -> None:
         """Keep the last ``save_last_n_epochs`` epoch snapshots (sd-scripts'
