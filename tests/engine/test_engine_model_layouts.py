@@ -14,7 +14,7 @@ import torch
 
 from tuilora.engine.ldm_convert import ldm_shapes
 from tuilora.engine.naming import naming_for
-from tuilora.engine.network import LoRANetwork
+from tuilora.engine.network_lora import LoRANetwork, RankPlan
 from tuilora.engine.single_file import build_empty
 from tuilora.modelfile.configs import family_configs
 from tuilora.modelfile.ldm_names import LAYOUTS
@@ -210,7 +210,10 @@ def test_sdxl_lierla_names_and_shapes_are_sd_scripts(
     encoders = [modules["text_encoder"], modules["text_encoder_2"]]
     with torch.device("meta"):
         network = LoRANetwork(
-            modules["unet"], encoders, naming_for("sdxl", modules["unet"], 2), rank=4, alpha=1
+            modules["unet"],
+            encoders,
+            naming_for("sdxl", modules["unet"], 2),
+            RankPlan(4, 1.0, is_sdxl=True),
         )
     counts = network.counts()
     assert (counts.unet, counts.text_encoders) == (722, (72, 192))
@@ -225,7 +228,7 @@ def test_sd15_lierla_names_and_shapes_are_sd_scripts() -> None:
     modules = built("sd1")
     unet, encoder = modules["unet"], modules["text_encoder"]
     with torch.device("meta"):
-        network = LoRANetwork(unet, [encoder], SD1_NAMING, rank=4, alpha=1)
+        network = LoRANetwork(unet, [encoder], SD1_NAMING, RankPlan(4, 1.0))
     assert (len(network.unet_loras), len(network.te_loras)) == (192, 72)
     expected = {}
     for path, module in unet.named_modules():
