@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from stub_models import header_only_model
 
 from tuilora.screens.app import WizardApp
 
@@ -41,10 +42,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def make_model_file(path: Path) -> Path:
-    """A file ``tuilora train``'s torch-free checks accept as a model (a safetensors header)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(len(b"{}").to_bytes(8, "little") + b"{}")
-    return path
+    """A file ``tuilora train``'s torch-free checks accept as an SD1.5 model (its header)."""
+    return header_only_model(path)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from stub_models import header_only_model
 
 from tuilora.advisor.answers import QUESTIONS
 from tuilora.advisor.cli_advise import answers_from_options
@@ -161,11 +162,6 @@ def test_save_export_refuses_to_overwrite(workdir: Path) -> None:
     assert path.read_text().startswith("accelerate launch")
 
 
-def make_model_file(path: Path) -> None:
-    """A file train's torch-free checks accept as a model (a safetensors header)."""
-    path.write_bytes(len(b"{}").to_bytes(8, "little") + b"{}")
-
-
 def test_prepare_run_checks_first_then_writes_the_wizard_config(
     workdir: Path, dataset: Path
 ) -> None:
@@ -180,7 +176,7 @@ def test_prepare_run_checks_first_then_writes_the_wizard_config(
     with pytest.raises(UserError, match="model.safetensors: no such file"):
         actions.prepare_run(state)  # train's own checks, before anything is left behind
     assert not (workdir / "runs").exists()
-    make_model_file(workdir / "model.safetensors")
+    header_only_model(workdir / "model.safetensors")
     prepared = actions.prepare_run(state)
     assert prepared.config == workdir / "runs" / "aria" / actions.WIZARD_CONFIG
     data = tomllib.loads(prepared.config.read_text())
@@ -198,7 +194,7 @@ def test_a_name_that_holds_a_run_offers_resume_start_over_or_a_new_name(
     state = character_state()
     state.dataset_path, state.dataset = str(dataset), dataset_facts(str(dataset))
     state.model_path, state.output_name = "model.safetensors", "aria"
-    make_model_file(workdir / "model.safetensors")
+    header_only_model(workdir / "model.safetensors")
     run = workdir / "runs" / "aria"
     run.mkdir(parents=True)
     events = [

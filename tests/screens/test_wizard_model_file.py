@@ -3,12 +3,11 @@ advice follows the file's family (the headless logic is tuilora.modelfile's)."""
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from stub_models import header_only_model
 from textual.widgets import Static
 
 from tuilora.screens.app import WizardApp
@@ -19,29 +18,8 @@ pytestmark = pytest.mark.anyio
 
 
 def sdxl_header(path: Path) -> Path:
-    """An SDXL-shaped safetensors header over sparse data (only the header is read)."""
-    tensors = {
-        "model.diffusion_model.input_blocks.0.0.weight": [320, 4, 3, 3],
-        "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": [
-            640,
-            2048,
-        ],
-        "first_stage_model.encoder.conv_in.weight": [128, 3, 3, 3],
-        "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": [768],
-        "conditioner.embedders.1.model.ln_final.weight": [1280],
-    }
-    table, offset = {}, 0
-    for name, shape in tensors.items():
-        size = 2
-        for dim in shape:
-            size *= dim
-        table[name] = {"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + size]}
-        offset += size
-    header = json.dumps(table).encode()
-    with path.open("wb") as handle:
-        handle.write(struct.pack("<Q", len(header)) + header)
-        handle.truncate(8 + len(header) + offset)
-    return path
+    """An SDXL checkpoint's header over sparse data (only the header is read)."""
+    return header_only_model(path, "sdxl")
 
 
 def test_the_model_file_decides_the_base_of_the_advice(tmp_path: Path) -> None:
