@@ -205,7 +205,7 @@ def test_user_errors_exit_2_with_one_line_naming_the_flag(
 def test_dataset_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     file = tmp_path / "x.txt"
     file.write_text("x")
-    code, _, err = run([*BASE, "--dataset", str(file)], capsys)
+    code, _, err = run(["advise", "--category", "C", "--dataset", str(file)], capsys)
     assert code == 2 and "is a file" in err
 
 

@@ -18,8 +18,9 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False) -> Path:
-    """Write ``data`` to ``path`` atomically; refuse to replace a file unless ``overwrite``."""
+def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:
+    """The checks ``write_atomic`` makes, for a command to run before it prints anything:
+    an existing file without ``overwrite``, a directory, a missing folder."""
     target = Path(path)
     if target.exists() and not overwrite:
         raise UserError(f"{target} already exists; pass --force to overwrite it")
@@ -28,6 +29,13 @@ def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"{parent} does not exist; create the folder first")
+    return target
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically; refuse to replace a file unless ``overwrite``."""
+    target = check_writable(path, overwrite=overwrite)
+    parent = target.parent if str(target.parent) else Path(".")
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)

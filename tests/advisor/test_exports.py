@@ -90,7 +90,7 @@ def test_kohya_toml_and_cmd_agree_and_use_sd_scripts_types(answers: Answers) -> 
     if answers.base == "sdxl":
         assert "clip_skip" not in values
     # The command line parses with sd-scripts' argument kinds into the same values.
-    words = shlex.split(render_text(rec, "kohya-cmd"))
+    words = shlex.split(render_text(rec, "kohya-cmd"), comments=True)
     assert words[:5] == ["accelerate", "launch", "--num_cpu_threads_per_process", "8", script]
     parsed = vars(_parser().parse_args(words[5:]))
     for key, value in values.items():
@@ -125,6 +125,7 @@ def test_json_is_the_contract() -> None:
         "total_steps",
         "file_size_mb",
         "vram_gb",
+        "processes",
     }
     for reasons in data["reasons"].values():
         for reason in reasons:

@@ -11,16 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from tuilora.config import BASE_TYPES
+from tuilora.dataset.model import SUBJECTS
 from tuilora.errors import UserError
 
 Kind = Literal["choice", "bool", "int", "float"]
 
-SUBJECTS: Final = ("character", "style", "concept", "vehicle")
 CATEGORIES: Final = ("A", "B", "C", "D", "E", "F", "G", "H", "I")
 PRIORS: Final = ("none", "some", "strong")
 QUALITIES: Final = ("good", "bad")
 GOALS: Final = ("likeness", "accuracy")
-BASES: Final = ("sd15", "nai", "sd2", "sdxl")
+#: The base families are the config's (``base_type``); the subjects are the dataset
+#: package's (it words its image-count advice per subject): each list is declared once.
+BASES: Final = BASE_TYPES
 OPTIMIZERS: Final = ("auto", "prodigy", "dadaptadam", "adamw8bit", "adamw", "adafactor", "lion")
 NETWORKS: Final = ("auto", "lora", "locon", "loha", "lokr", "ia3")
 VRAM_SOURCES: Final = ("flag", "nvidia-smi", "assumed")
@@ -221,6 +224,7 @@ class Answers:
         """Raise UserError naming the flag of the first bad answer; return self."""
         for question in QUESTIONS:
             _check_answer(question, getattr(self, question.name))
+        self._check_subject_answers()
         if self.subject == "character" and self.category is None:
             raise UserError(
                 "--category is required for a character: choose one of A B C D E F G H I"
@@ -236,6 +240,20 @@ class Answers:
         if self.vram_source not in VRAM_SOURCES:
             raise UserError(f"vram_source {self.vram_source!r}: one of {', '.join(VRAM_SOURCES)}")
         return self
+
+    def _check_subject_answers(self) -> None:
+        """An answer the subject is not asked (--category for a style) contradicts it."""
+        defaults = Answers()
+        for question in QUESTIONS:
+            value = getattr(self, question.name)
+            if not question.subjects or self.subject in question.subjects:
+                continue
+            if value != getattr(defaults, question.name):
+                asked_for = " or ".join(f"--subject {s}" for s in question.subjects)
+                raise UserError(
+                    f"{question.flag} applies to {asked_for} only, not --subject {self.subject}:"
+                    f" drop {question.flag}"
+                )
 
     def replace(self, **changes: Any) -> Answers:
         return dataclasses.replace(self, **changes)

@@ -10,13 +10,13 @@ import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from tuilora.advisor.answers import QUESTIONS, Answers, parse_number
 from tuilora.advisor.dataset_facts import DatasetFacts
 from tuilora.advisor.export import FORMATS, argv_without, command_header, render_text
 from tuilora.advisor.hardware import detect_vram_gb
-from tuilora.advisor.recommend import Recommendation, recommend
+from tuilora.advisor.recommend import Recommendation, checked_override, recommend
 from tuilora.advisor.rules import Warning
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
@@ -45,18 +45,24 @@ def answers_from_options(options: Mapping[str, Any]) -> Answers:
 
 
 def parse_overrides(entries: Sequence[str]) -> dict[str, Any]:
-    """``--set key=value``: the value is read as TOML (numbers, true/false, lists), else text."""
+    """``--set key=value``: the value is read as TOML (numbers, true/false, lists), else text,
+    and checked as the config checks it: a bad type or range is one line naming the entry."""
     out: dict[str, Any] = {}
     for entry in entries:
         key, sep, text = entry.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UserError(f"--set {entry!r}: write KEY=VALUE, e.g. --set noise_offset=0.06")
+        if key in out:
+            raise UserError(f"--set {key} is given twice: keep one")
         try:
             value: Any = tomllib.loads(f"value = {text.strip()}")["value"]
         except tomllib.TOMLDecodeError:
             value = text.strip()
-        out[key] = value
+        try:
+            out[key] = checked_override(key, value)
+        except UserError as exc:
+            raise UserError(f"--set {entry}: {exc}") from None
     return out
 
 
@@ -72,22 +78,68 @@ def model_base(
     return (answers.replace(base=advice.base) if advice.base else answers), notes
 
 
+#: Flags that fix a config field, and the field (giving both the flag and ``--set FIELD``
+#: is a contradiction, not a precedence question).
+FLAG_FIELDS: Final = {
+    "rank": ("--rank", "network_dim"),
+    "alpha": ("--alpha", "network_alpha"),
+    "batch_size": ("--batch-size", "train_batch_size"),
+    "model": ("--model", "pretrained_model_name_or_path"),
+    "dataset_dir": ("--dataset", "train_data_dir"),
+    "output_name": ("--name", "output_name"),
+    "output_dir": ("--output-dir", "output_dir"),
+}
+
+
+def check_conflicts(options: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Two flags that answer the same question: one line naming both, exit 2."""
+    for option, (flag, key) in FLAG_FIELDS.items():
+        if options.get(option) is not None and key in overrides:
+            raise UserError(
+                f"{flag} {options[option]} and --set {key}={overrides[key]} both set {key}:"
+                " give one of them"
+            )
+    if options.get("images") is not None and options.get("dataset_dir"):
+        raise UserError(
+            f"--images {options['images']} and --dataset {options['dataset_dir']} both give the"
+            " image count: drop --images (the dataset's own count is used)"
+        )
+
+
 def path_overrides(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The paths as config fields, absolute, so a written config trains from any folder (a
+    model that is not a local path, e.g. a hub name, stays as typed)."""
     pairs = {
         "pretrained_model_name_or_path": options.get("model"),
         "train_data_dir": options.get("dataset_dir"),
         "output_name": options.get("output_name"),
         "output_dir": options.get("output_dir"),
     }
-    return {key: value for key, value in pairs.items() if value}
+    out = {key: str(value) for key, value in pairs.items() if value}
+    for key in ("train_data_dir", "output_dir", "pretrained_model_name_or_path"):
+        if key in out:
+            path = Path(out[key]).expanduser()
+            if key != "pretrained_model_name_or_path" or path.exists():
+                out[key] = str(path.absolute())
+    return out
 
 
-def load_dataset(path: str, caption_extension: str, resolution: int, subject: str) -> DatasetFacts:
-    """Scan ``--dataset DIR`` for the advisor (the dataset package does the reading)."""
+def load_dataset(
+    path: str,
+    caption_extension: str,
+    resolution: int,
+    subject: str,
+    reg_dir: str | None = None,
+) -> DatasetFacts:
+    """Scan ``--dataset DIR`` (and a regularization folder) for the advisor."""
     from tuilora.advisor.dataset_facts import dataset_facts
 
     return dataset_facts(
-        path, caption_extension=caption_extension, resolution=resolution, subject=subject
+        path,
+        caption_extension=caption_extension,
+        resolution=resolution,
+        subject=subject,
+        reg_dir=reg_dir,
     )
 
 
@@ -98,7 +150,9 @@ def build(options: Mapping[str, Any]) -> Recommendation:
     answers, notes = model_base(
         answers_from_options(options), options.get("model"), options.get("base")
     )
-    overrides = {**path_overrides(options), **parse_overrides(options.get("overrides") or ())}
+    set_values = parse_overrides(options.get("overrides") or ())
+    check_conflicts(options, set_values)
+    overrides = {**path_overrides(options), **set_values}
     dataset = None
     dataset_dir = options.get("dataset_dir")
     if dataset_dir:
@@ -108,11 +162,15 @@ def build(options: Mapping[str, Any]) -> Recommendation:
         if not directory.is_dir():
             raise UserError(f"--dataset {dataset_dir}: is a file, expected a directory")
         resolution = 1024 if answers.base == "sdxl" else 512
+        reg_dir = overrides.get("reg_data_dir")
+        if reg_dir is not None and not Path(str(reg_dir)).is_dir():
+            raise UserError(f"--set reg_data_dir={reg_dir}: no such directory")
         dataset = load_dataset(
             dataset_dir,
             str(options.get("caption_extension") or ".txt"),
             resolution,
             answers.subject,
+            reg_dir=str(reg_dir) if reg_dir is not None else None,
         )
     processes = _processes(options.get("processes"))
     rec = recommend(answers, overrides=overrides, dataset=dataset, processes=processes, notes=notes)

@@ -15,7 +15,7 @@ from typing import Any, Final
 from tuilora.advisor.diagnose import STRENGTHS, Observations
 from tuilora.advisor.diagnose_history import history, render_history
 from tuilora.advisor.diagnose_inputs import load_input, run_diagnosis
-from tuilora.advisor.diagnose_output import header_for, to_json_text, write_next
+from tuilora.advisor.diagnose_output import check_targets, header_for, to_json_text, write_next
 from tuilora.advisor.export import argv_without
 from tuilora.errors import UserError
 
@@ -72,6 +72,9 @@ def run(options: Mapping[str, Any], argv: Sequence[str] = ()) -> int:
     observations = observations_from_options(options)
     source = load_input(options.get("run"), options.get("config"), options.get("lora"))
     diagnosis = run_diagnosis(source, observations)
+    target = options.get("write")
+    if target:
+        check_targets(diagnosis, source, str(target), force=bool(options.get("force")))
     if fmt == "json":
         sys.stdout.write(to_json_text(diagnosis))
     else:
@@ -79,7 +82,6 @@ def run(options: Mapping[str, Any], argv: Sequence[str] = ()) -> int:
         from tuilora.advisor.render import print_renderable
 
         print_renderable(diagnosis_view(diagnosis, source.notes))
-    target = options.get("write")
     if target:
         written = write_next(
             diagnosis,

@@ -13,13 +13,12 @@ Two levers are not config fields, so the checks can say the same thing for every
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from tuilora.advisor import expr
+from tuilora.advisor import expr, steps
 from tuilora.advisor.diagnose_metrics import LOSS_BAND, RunMetrics
 from tuilora.advisor.diagnose_rules import Check, load_checks
 from tuilora.advisor.diagnose_types import (
@@ -32,7 +31,8 @@ from tuilora.advisor.diagnose_types import (
     SnapshotChoice,
     config_values,
 )
-from tuilora.advisor.rules import RuleError, matches, render
+from tuilora.advisor.rules import RuleError, evaluate, interpreted, render
+from tuilora.advisor.steps import count
 from tuilora.config import TrainingConfig, config_field_names, parse_key_value
 from tuilora.errors import UserError
 from tuilora.runs.rundir import RunDir
@@ -92,6 +92,7 @@ def build_context(
     object_counts: ObjectCounts | None = None,
     dataset_steps_per_epoch: int | None = None,
     next_output_dir: str | None = None,
+    run: RunDir | None = None,
 ) -> dict[str, Any]:
     """The names the checks read: config fields, run facts, observations, derived facts."""
     metrics = metrics or RunMetrics()
@@ -109,7 +110,8 @@ def build_context(
     elif metrics.epochs_planned:
         epochs, unit = metrics.epochs_planned, "epochs"
     elif steps_per_epoch:
-        epochs, unit = math.ceil(config.max_train_steps / steps_per_epoch), "epochs"
+        _, epochs = steps.training_length(steps_per_epoch, None, config.max_train_steps)
+        unit = "epochs"
     else:
         epochs, unit = config.max_train_steps, "steps"
     d_coef = _d_coef(config)
@@ -125,7 +127,7 @@ def build_context(
             "total_steps": (epochs * steps_per_epoch if steps_per_epoch else None)
             if unit == "epochs"
             else epochs,
-            "loss_band": _band(metrics.level),
+            "loss_band": _band(None if metrics.too_early else metrics.level),
             "last_good_epoch": _last_good_epoch(metrics),
             "has_object_counts": object_counts is not None,
             "object_captions": object_counts.mentioned if object_counts else 0,
@@ -133,9 +135,30 @@ def build_context(
             "has_next_output_dir": next_output_dir is not None,
             "next_output_dir": next_output_dir or "",
             "network_name": config.output_name or "NAME",
+            "grid": grid_tags(run, config.output_name),
         }
     )
     return context
+
+
+def snapshot_files(run: RunDir | None) -> list[Path]:
+    """The run's LoRA files that exist, epoch snapshots in order and the final one last."""
+    if run is None:
+        return []
+    return [*run.snapshots(), *([run.final] if run.final.exists() else [])]
+
+
+def grid_tags(run: RunDir | None, name: str | None) -> str:
+    """The per-epoch grid as prompt tags, named from the files on disk (sd-scripts' naming
+    as a pattern when there is no run to look in)."""
+    files = snapshot_files(run)
+    if files:
+        first, last = files[0].stem, files[-1].stem
+        if first == last:
+            return f"<lora:{first}:1.0>"
+        return f"<lora:{first}:1.0> ... <lora:{last}:1.0>"
+    stem = name or "NAME"
+    return f"<lora:{stem}-000001:1.0> ... <lora:{stem}:1.0>"
 
 
 def _band(level: float | None) -> str:
@@ -170,36 +193,19 @@ class _Outcome:
 
 
 def run_checks(checks: Sequence[Check], context: dict[str, Any]) -> _Outcome:
-    """Run ``checks`` over ``context`` (changed in place) in order."""
+    """Run ``checks`` over ``context`` (changed in place) in order, through the advisor's
+    evaluator (``rules.evaluate``)."""
     outcome = _Outcome()
     allowed = set(config_field_names()) | set(LEVERS)
-    for check in checks:
-        try:
-            fired = matches(check.when, context)
-        except (expr.ExpressionError, TypeError) as exc:
-            raise RuleError(f"check {check.id!r}: condition failed: {exc}") from exc
-        if not fired:
-            continue
+    for fired in evaluate(checks, context, settable=allowed.__contains__, adjust=_rounded):
+        check = fired.item
         outcome.applied.append(check.id)
-        earlier: dict[str, Any] = {}
-        for key, value in check.set.items():
-            if not key.startswith("_") and key not in allowed:
-                raise RuleError(f"check {check.id!r}: sets {key!r}, not a config field or lever")
-            try:
-                new = expr.resolve(value, context)
-            except (expr.ExpressionError, TypeError, ValueError, ZeroDivisionError) as exc:
-                raise RuleError(f"check {check.id!r}: {key}: {exc}") from exc
-            earlier[f"from_{key}"] = context.get(key)
-            context[key] = _rounded(key, new)
-        view = {**context, **earlier}
-        text = render(check.text, view, check.id) if check.text else ""
-        reason = render(check.reason, view, check.id)
-        if check.interpretation:
-            text = text and f"Interpretation: {text}"
-            reason = f"Interpretation: {reason}"
+        view = {**context, **{f"from_{key}": value for key, value in fired.before.items()}}
+        text = interpreted(render(check.text, view, check.id), check.interpretation)
+        reason = interpreted(render(check.reason, view, check.id), check.interpretation)
         if text:
             outcome.findings.append(Finding(check.id, check.severity, check.guide, text))
-        for key in check.set:
+        for key in fired.before:
             if not key.startswith("_"):
                 outcome.reasons[key] = (check.id, reason, check.guide)
         if check.snapshot is not None:
@@ -236,6 +242,7 @@ def diagnose(
     a run's facts without a run).
     """
     observations.validate()
+    _check_epoch(observations, metrics, config, run)
     context = build_context(
         config,
         observations,
@@ -243,15 +250,18 @@ def diagnose(
         object_counts=object_counts,
         dataset_steps_per_epoch=dataset_steps_per_epoch,
         next_output_dir=next_output_dir,
+        run=run,
     )
     context.update(facts or {})
     initial = dict(context)
     outcome = run_checks(load_checks() if checks is None else checks, context)
     changes, revised = _changes(config, initial, context, outcome)
     findings = sorted(outcome.findings, key=lambda f: _SEVERITY_ORDER[f.severity])
+    snapshot, note = _snapshot(outcome, metrics or RunMetrics(), run, config, observations)
     return Diagnosis(
         findings=tuple(findings),
-        snapshot=_snapshot(outcome, metrics or RunMetrics(), run, config),
+        snapshot=snapshot,
+        snapshot_note=note,
         changes=changes,
         config=revised,
         original=config,
@@ -307,43 +317,79 @@ def _with_arg(args: Sequence[str], d_coef: float | None) -> list[str]:
     return out
 
 
+def _check_epoch(
+    observations: Observations,
+    metrics: RunMetrics | None,
+    config: TrainingConfig,
+    run: RunDir | None,
+) -> None:
+    """The epoch the user names must be one the run has (or, from a config, plans)."""
+    epoch = observations.epoch
+    if epoch is None:
+        return
+    if run is not None and metrics is not None:
+        done = metrics.epochs_done
+        if epoch > done:
+            so_far = "" if metrics.end_status else " so far"
+            raise UserError(
+                f"epoch {epoch} is beyond this run: it has {count(done, 'epoch')}{so_far}"
+            )
+    elif config.max_train_epochs is not None and epoch > config.max_train_epochs:
+        planned = count(config.max_train_epochs, "epoch")
+        raise UserError(f"epoch {epoch} is beyond this config: it trains {planned}")
+
+
 def _snapshot(
-    outcome: _Outcome, metrics: RunMetrics, run: RunDir | None, config: TrainingConfig
-) -> SnapshotChoice | None:
-    """The preferred epoch mapped onto a file that exists (or would, named as sd-scripts)."""
+    outcome: _Outcome,
+    metrics: RunMetrics,
+    run: RunDir | None,
+    config: TrainingConfig,
+    observations: Observations,
+) -> tuple[SnapshotChoice | None, str]:
+    """The preferred epoch mapped onto a file (with a run: only files that exist), or None
+    and why there is none."""
     name = run.name if run else config.output_name
     done = metrics.epochs_done
+    files = snapshot_files(run)
+    if run is not None and not files:
+        if metrics.too_early or done == 0:
+            return None, "No snapshot yet: no epoch of this run has ended."
+        return None, f"No LoRA files in {run.root} yet to prefer one of."
     if outcome.snapshot is None:
-        if run is None or done == 0:
-            return None
-        if metrics.end_status == "finished" or run.final.exists():
-            return SnapshotChoice(
-                None,
-                run.final.name,
-                run.final.exists(),
-                "The final LoRA, until your tests say otherwise.",
-                "",
+        if run is None:
+            return None, "No snapshot to prefer: give a run folder to choose among its files."
+        if run.final.exists():
+            choice = SnapshotChoice(
+                None, run.final.name, True, "The final LoRA, until your tests say otherwise.", ""
             )
+            return choice, ""
         outcome.snapshot = (done, "", "The last snapshot the run saved.")
     epoch, check_id, reason = outcome.snapshot
     saved = _saved_epochs(metrics, run)
+    if run is not None and not saved:
+        reason += " (no epoch snapshot was saved: the final LoRA is the only file)"
+        return SnapshotChoice(None, run.final.name, True, reason, check_id), ""
     if saved:
         below = [e for e in saved if e <= epoch]
         chosen = max(below) if below else min(saved)
     else:
         chosen = epoch
-    if run is not None and chosen >= done > 0 and metrics.end_status == "finished":
-        return SnapshotChoice(None, run.final.name, run.final.exists(), reason, check_id)
+    finished = metrics.end_status == "finished"
+    if run is not None and chosen >= done > 0 and finished and run.final.exists():
+        return SnapshotChoice(None, run.final.name, True, reason, check_id), ""
     file = RunDir(Path("."), name).snapshot(chosen).name if name else f"epoch {chosen}"
     exists = bool(run and run.snapshot(chosen).exists())
     if chosen != epoch:
-        reason += f" (epoch {epoch} was not saved; {file} is the nearest saved one)"
-    return SnapshotChoice(chosen, file, exists, reason, check_id)
+        if observations.epoch == epoch:
+            reason += f" (epoch {epoch} was not saved; {file} is the nearest saved one)"
+        else:
+            reason += f" ({file} is the nearest saved snapshot to epoch {epoch})"
+    return SnapshotChoice(chosen, file, exists, reason, check_id), ""
 
 
 def _saved_epochs(metrics: RunMetrics, run: RunDir | None) -> list[int]:
-    saved = set(metrics.snapshots)
+    """Epochs with a snapshot: with a run the files on disk decide (an events line may name
+    a file since deleted); without one, what the events say."""
     if run is not None:
-        for path in run.snapshots():
-            saved.add(int(path.stem.rsplit("-", 1)[1]))
-    return sorted(saved)
+        return sorted(int(path.stem.rsplit("-", 1)[1]) for path in run.snapshots())
+    return sorted(metrics.snapshots)

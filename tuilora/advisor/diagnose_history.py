@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from tuilora.advisor.diagnose import Diagnosis, Observations, config_values
-from tuilora.advisor.diagnose_metrics import RunMetrics, metrics_from_events
+from tuilora.advisor.diagnose_metrics import loss_text, metrics_from_events
 from tuilora.config import load_toml
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
@@ -86,7 +86,8 @@ class HistoryEntry:
     status: str
     epochs_done: int
     epochs_planned: int | None
-    last_loss: float | None
+    #: The run's loss figure (``RunMetrics.level``), shown as ``loss_text`` shows it.
+    loss: str
     parent: Path | None = None
     #: field -> (from, to) against the parent run's config
     diff: dict[str, tuple[Any, Any]] = field(default_factory=dict)
@@ -143,15 +144,10 @@ def _entry(path: Path) -> HistoryEntry:
         status=status,
         epochs_done=metrics.epochs_done if metrics else 0,
         epochs_planned=metrics.epochs_planned if metrics else None,
-        last_loss=_last_loss(metrics) if metrics else None,
+        loss=loss_text(metrics) if metrics else "",
         parent=(path / parent) if isinstance(parent, str) else None,
         observations=lineage.get("observations") or {},
     )
-
-
-def _last_loss(metrics: RunMetrics) -> float | None:
-    """The last epoch's mean loss (a single step's loss is too noisy to compare runs by)."""
-    return metrics.epoch_means[-1] if metrics.epoch_means else metrics.last_loss
 
 
 def _config_of(path: Path, lineage: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -217,7 +213,7 @@ def _render(
 
 def outcome_text(entry: HistoryEntry) -> str:
     epochs = f"{entry.epochs_done}/{entry.epochs_planned or '?'} epochs"
-    loss = f", last epoch loss {entry.last_loss:.4f}" if entry.last_loss is not None else ""
+    loss = f", {entry.loss}" if entry.loss else ""
     return f"[{entry.status}] {epochs}{loss}"
 
 

@@ -14,7 +14,7 @@ count how many mention a persistent object and how many images an epoch has.
 
 from __future__ import annotations
 
-import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -23,6 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
+from tuilora.advisor import steps
+from tuilora.advisor.dataset_facts import DatasetFacts, bucket_views, dataset_facts
 from tuilora.advisor.diagnose import Diagnosis, ObjectCounts, Observations, diagnose
 from tuilora.advisor.diagnose_metrics import RunMetrics, metrics_from_events
 from tuilora.advisor.lora_metadata import lora_training
@@ -152,7 +154,6 @@ class CaptionSet:
     """The captions of a ``train_data_dir``: one entry per image (None when it has none)."""
 
     captions: tuple[str | None, ...]
-    image_repeats: int
 
 
 def read_captions(train_data_dir: str | Path, caption_extension: str) -> CaptionSet | None:
@@ -179,20 +180,17 @@ def _read_captions(
     if not root.is_dir():
         return None
     captions: list[str | None] = []
-    image_repeats = 0
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         match = _FOLDER.match(folder.name)
         if not match:
             continue  # sd-scripts skips folders without the repeats prefix as well
-        repeats = int(match.group(1))
         for image in sorted(folder.iterdir()):
             if image.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            image_repeats += repeats
             captions.append(_first_line(image.with_suffix(caption_extension)))
     if not captions:
         return None
-    return CaptionSet(captions=tuple(captions), image_repeats=image_repeats)
+    return CaptionSet(captions=tuple(captions))
 
 
 def _first_line(path: Path) -> str | None:
@@ -229,16 +227,60 @@ def object_counts(source: DiagnoseInput, word: str | None) -> ObjectCounts | Non
 
 
 def dataset_steps_per_epoch(source: DiagnoseInput) -> int | None:
-    """Steps per epoch from the dataset (images x repeats / batch) or the LoRA's metadata."""
+    """Steps per epoch from the LoRA's metadata, or from the config's dataset counted with
+    the advisor's arithmetic (``steps.epoch_plan``: buckets, regularization, accumulation)."""
     if source.steps_per_epoch:
         return source.steps_per_epoch
     config = source.config
-    if config.train_data_dir:
-        captions = read_captions(config.train_data_dir, config.caption_extension)
-        if captions is not None:
-            batch = config.train_batch_size * config.gradient_accumulation_steps
-            return math.ceil(captions.image_repeats / batch)
-    return None
+    if not config.train_data_dir:
+        return None
+    facts = _scanned(config.train_data_dir, config.reg_data_dir, config.caption_extension)
+    train = [image for image in facts.images_seen if not image.is_reg] if facts else []
+    if not train:
+        return None
+    regularization = config.reg_data_dir is not None
+    views = bucket_views(
+        facts.images_seen if facts else None,
+        config.resolution,
+        config.enable_bucket,
+        config.min_bucket_reso,
+        config.max_bucket_reso,
+        config.bucket_reso_steps,
+        config.bucket_no_upscale,
+        regularization,
+    )
+    return steps.steps_per_epoch(
+        sum(image.repeats for image in train),
+        config.train_batch_size,
+        1,  # a config does not say how many processes trained it; a run's start event does
+        config.gradient_accumulation_steps,
+        regularization,
+        views,
+    )
+
+
+def _scanned(train_dir: str, reg_dir: str | None, caption_extension: str) -> DatasetFacts | None:
+    """The dataset's image sizes, scanned once while its folders are unchanged (the
+    checklist screen re-diagnoses on every key)."""
+    stamps: list[tuple[str, int]] = []
+    for root in (train_dir, reg_dir):
+        if root is None:
+            continue
+        try:
+            stamps.extend((entry.path, entry.stat().st_mtime_ns) for entry in os.scandir(root))
+        except OSError:
+            return None
+    return _scan(train_dir, reg_dir, caption_extension, tuple(stamps))
+
+
+@lru_cache(maxsize=4)
+def _scan(
+    train_dir: str, reg_dir: str | None, caption_extension: str, _stamps: tuple[Any, ...]
+) -> DatasetFacts | None:
+    try:
+        return dataset_facts(train_dir, caption_extension=caption_extension, reg_dir=reg_dir)
+    except UserError:
+        return None
 
 
 # ------------------------------------------------------------------------------------------

@@ -53,8 +53,8 @@ class RunMetrics:
     spikes: int = 0
     spike_steps: tuple[int, ...] = ()
     nan_step: int | None = None
-    last_loss: float | None = None
-    #: Median step loss over the last epoch (the level compared with G-LOSS's band).
+    #: Median step loss over the last epoch: the run's one loss figure (``loss_text``), the
+    #: level compared with G-LOSS's band.
     level: float | None = None
     lrd_first: float | None = None
     lrd_peak: float | None = None
@@ -70,9 +70,26 @@ class RunMetrics:
     def epochs_done(self) -> int:
         return len(self.epoch_means)
 
+    @property
+    def too_early(self) -> bool:
+        """Steps ran but no epoch has ended: the curves say nothing yet."""
+        return self.steps > 0 and self.epochs_done == 0
+
     def facts(self) -> dict[str, Any]:
-        """The flat context the diagnose checks see (``run_*`` names)."""
+        """The flat context the diagnose checks see (``run_*`` names). Before the first
+        epoch ends the curve facts are neutral, so no check reads a verdict into a few steps
+        (a NaN is still a NaN)."""
+        if self.too_early:
+            neutral = RunMetrics(nan_step=self.nan_step, end_status=self.end_status).facts()
+            return {
+                **neutral,
+                "too_early": True,
+                "has_events": True,
+                "run_steps": self.steps,
+                "run_epochs_planned": self.epochs_planned,
+            }
         return {
+            "too_early": False,
             "has_events": self.steps > 0,
             "run_steps": self.steps,
             "run_epochs_done": self.epochs_done,
@@ -84,7 +101,6 @@ class RunMetrics:
             "spikes": self.spikes,
             "nan_step": self.nan_step,
             "diverged": self.nan_step is not None or self.end_status == "diverged",
-            "last_loss": self.last_loss,
             "loss_level": self.level,
             "loss_band_low": LOSS_BAND[0],
             "loss_band_high": LOSS_BAND[1],
@@ -94,6 +110,14 @@ class RunMetrics:
             "lrd_last": self.lrd_last,
             "end_status": self.end_status,
         }
+
+
+def loss_text(metrics: RunMetrics) -> str:
+    """The run's loss as every view shows it: "loss ~0.123 (median of the last epoch)"."""
+    if metrics.level is None:
+        return ""
+    where = "so far this epoch" if metrics.too_early else "over the last epoch"
+    return f"loss ~{metrics.level:.3f} (median {where})"
 
 
 def metrics_from_events(events: Sequence[Mapping[str, Any]]) -> RunMetrics:
@@ -127,7 +151,6 @@ def metrics_from_events(events: Sequence[Mapping[str, Any]]) -> RunMetrics:
         spikes=len(spike_steps),
         spike_steps=tuple(spike_steps),
         nan_step=nan_step,
-        last_loss=finite[-1][1] if finite else None,
         level=statistics.median(last_epoch_losses) if last_epoch_losses else None,
         lrd_first=lrd_values[0] if lrd_values else None,
         lrd_peak=max(lrd_values) if lrd_values else None,

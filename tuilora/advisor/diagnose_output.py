@@ -23,7 +23,7 @@ from tuilora.advisor.diagnose_inputs import DiagnoseInput
 from tuilora.advisor.export import kohya_values, script_for
 from tuilora.config import TrainingConfig, to_toml_dict
 from tuilora.errors import UserError
-from tuilora.fileio import write_atomic
+from tuilora.fileio import check_writable, write_atomic
 
 #: The file the checklist screen writes the next run's config to, inside the next run's
 #: folder (config.toml there is the engine's: the resolved config it trains with).
@@ -90,6 +90,17 @@ class Written:
     lineage: Path | None
 
 
+def check_targets(
+    diagnosis: Diagnosis, source: DiagnoseInput, path: str | Path, *, force: bool = False
+) -> None:
+    """Everything ``write_next`` would refuse, checked before anything is printed."""
+    check_writable(path, overwrite=force)
+    lineage_dir = diagnosis.config.output_dir
+    lineage_file = Path(lineage_dir, "lineage.json") if lineage_dir else None
+    if source.kind == "run" and lineage_file is not None and lineage_file.exists() and not force:
+        raise UserError(f"{lineage_dir}/lineage.json already exists; pass --force")
+
+
 def write_next(
     diagnosis: Diagnosis,
     observations: Observations,
@@ -102,10 +113,8 @@ def write_next(
     """``--write NEXT.toml``: the config (atomic; never over a file without ``force``) and,
     when the next run has a folder, its lineage.json."""
     text = config_toml(diagnosis, kohya=source.kohya, header=header, raw=source.raw)
+    check_targets(diagnosis, source, path, force=force)
     lineage_dir = diagnosis.config.output_dir
-    lineage_file = Path(lineage_dir, "lineage.json") if lineage_dir else None
-    if source.kind == "run" and lineage_file is not None and lineage_file.exists() and not force:
-        raise UserError(f"{lineage_dir}/lineage.json already exists; pass --force")
     config_path = write_atomic(path, text, overwrite=force)
     lineage = None
     if lineage_dir and "output_dir" in diagnosis.changes and source.kind == "run":

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from tuilora.advisor.rules import Notice
 from tuilora.config import TrainingConfig
 from tuilora.errors import UserError
 
@@ -84,20 +85,8 @@ class ObjectCounts:
     total: int
 
 
-@dataclass(frozen=True)
-class Finding:
-    id: str
-    severity: str
-    guide: tuple[str, ...]
-    text: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "severity": self.severity,
-            "guide": list(self.guide),
-            "text": self.text,
-        }
+#: A checklist finding is the evaluator's Notice (shown as "text" in diagnose's JSON).
+Finding = Notice
 
 
 @dataclass(frozen=True)
@@ -139,11 +128,13 @@ class Diagnosis:
     original: TrainingConfig
     applied: tuple[str, ...]
     context: Mapping[str, Any] = field(repr=False)
+    #: Why there is no snapshot to prefer (empty when there is one).
+    snapshot_note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """``{"findings": [...], "snapshot": ..., "changes": {...}, "config": {...}}``."""
         return {
-            "findings": [f.to_json() for f in self.findings],
+            "findings": [f.to_json("text") for f in self.findings],
             "snapshot": self.snapshot.to_json() if self.snapshot else None,
             "changes": {name: change.to_json() for name, change in self.changes.items()},
             "config": config_values(self.config),

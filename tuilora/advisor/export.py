@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import tomli_w
@@ -31,8 +32,18 @@ PATH_KEYS: Final = (
     "reg_data_dir",
     "output_dir",
     "output_name",
+    "logging_dir",
 )
-_REQUIRED_PATHS: Final = ("pretrained_model_name_or_path", "train_data_dir")
+#: What each form cannot train without, with the words a note uses for it. sd-scripts has
+#: no default output folder; tuilora train uses runs/<output_name>.
+_NEEDED: Final = {
+    "pretrained_model_name_or_path": "the base model",
+    "train_data_dir": "the dataset folder",
+    "output_dir": "where the LoRA files go",
+}
+_NEEDED_BY_TUILORA: Final = ("pretrained_model_name_or_path", "train_data_dir")
+#: Where tuilora train puts a run without output_dir (the kohya forms write it out).
+DEFAULT_RUNS_DIR: Final = "runs"
 
 
 def script_for(base_type: str) -> str:
@@ -77,10 +88,49 @@ def _kohya_typed(key: str, kind: str, value: Any) -> Any:
     return str(value)
 
 
-def _config_with_paths(rec: Recommendation) -> tuple[TrainingConfig, list[str]]:
+def _config_with_paths(rec: Recommendation, *, kohya: bool) -> tuple[TrainingConfig, list[str]]:
+    """The config with its paths absolute (a written file must train from any folder); the
+    sd-scripts forms also get an output folder (tuilora's own default, runs/<name>, when only
+    the name is known) and a TensorBoard folder inside it."""
     config = rec.training_config()
+    changes: dict[str, Any] = {}
+    for key in ("train_data_dir", "reg_data_dir", "output_dir", "logging_dir"):
+        value = getattr(config, key)
+        if value is not None:
+            changes[key] = str(Path(value).expanduser().absolute())
+    model = config.pretrained_model_name_or_path
+    if model is not None and Path(model).expanduser().exists():
+        changes["pretrained_model_name_or_path"] = str(Path(model).expanduser().absolute())
+    if kohya:
+        output_dir = changes.get("output_dir")
+        if output_dir is None and config.output_name:
+            output_dir = str(Path(DEFAULT_RUNS_DIR, config.output_name).absolute())
+            changes["output_dir"] = output_dir
+        if output_dir is not None and config.logging_dir is None:
+            changes["logging_dir"] = str(Path(output_dir, "logs"))
+    config = config.replace(**changes) if changes else config
     keys = [key for key in PATH_KEYS if getattr(config, key) is not None]
     return config, [*keys, *rec.config]
+
+
+def processes(rec: Recommendation) -> int:
+    return int(rec.plan.get("processes") or 1)
+
+
+def accelerate_launch(count: int) -> list[str]:
+    """``accelerate launch`` with the data-parallel flags when several processes train (the
+    plan divided the steps by them: launched on one GPU the run would take longer)."""
+    parts = ["accelerate", "launch"]
+    if count > 1:
+        parts += ["--multi_gpu", "--num_processes", str(count)]
+    return parts
+
+
+def missing_note(config: TrainingConfig, *, kohya: bool) -> str:
+    """ "Add before training: ..." for what the file cannot train without ("" when complete)."""
+    needed = _NEEDED if kohya else {key: _NEEDED[key] for key in _NEEDED_BY_TUILORA}
+    missing = [f"{key} ({words})" for key, words in needed.items() if not getattr(config, key)]
+    return "Add before training: " + ", ".join(missing) if missing else ""
 
 
 def to_json(rec: Recommendation) -> str:
@@ -89,42 +139,43 @@ def to_json(rec: Recommendation) -> str:
 
 def to_tuilora_toml(rec: Recommendation, header: str = "") -> str:
     """tuilora's own TOML: the advisor's keys plus tuilora's [tuilora] table, in sections."""
-    config, keys = _config_with_paths(rec)
+    config, keys = _config_with_paths(rec, kohya=False)
     wanted = {"base_type", "network_type", *keys}
     sections = {
         section: {key: value for key, value in values.items() if key in wanted}
         for section, values in to_toml_dict(config).items()
     }
     body = tomli_w.dumps({name: values for name, values in sections.items() if values})
-    return _comment(header) + body
+    train = "tuilora train THIS_FILE"
+    if processes(rec) > 1:
+        train += f" --processes {processes(rec)}"
+    notes = [header, f"Train with: {train}", missing_note(config, kohya=False)]
+    return _comment("\n".join(n for n in notes if n)) + body
 
 
 def to_kohya_toml(rec: Recommendation, header: str = "") -> str:
     """A file ``train_network.py --config_file`` accepts as is."""
-    config, keys = _config_with_paths(rec)
+    config, keys = _config_with_paths(rec, kohya=True)
     values = kohya_values(config, keys)
+    launch = " ".join(accelerate_launch(processes(rec)))
     notes = [
         header,
-        f"For sd-scripts: accelerate launch {script_for(config.base_type)} --config_file THIS_FILE",
+        f"For sd-scripts: {launch} {script_for(config.base_type)} --config_file THIS_FILE",
+        missing_note(config, kohya=True),
     ]
-    missing = [key for key in _REQUIRED_PATHS if key not in values]
-    if missing:
-        notes.append(
-            "Add before training: "
-            + ", ".join(missing)
-            + " (or pass --model / --dataset to tuilora advise)"
-        )
     return _comment("\n".join(n for n in notes if n)) + tomli_w.dumps(values)
 
 
 def to_kohya_cmd(rec: Recommendation) -> str:
-    """The equivalent ``accelerate launch ... train_network.py --key=value ...`` line."""
-    config, keys = _config_with_paths(rec)
-    return kohya_command(config, keys) + "\n"
+    """The equivalent ``accelerate launch ... train_network.py --key=value ...`` line, then a
+    comment line saying what to add when a path is missing."""
+    config, keys = _config_with_paths(rec, kohya=True)
+    note = missing_note(config, kohya=True)
+    return kohya_command(config, keys, processes(rec)) + "\n" + (f"# {note}\n" if note else "")
 
 
-def kohya_command(config: TrainingConfig, keys: Iterable[str]) -> str:
-    parts = ["accelerate", "launch", "--num_cpu_threads_per_process", "8"]
+def kohya_command(config: TrainingConfig, keys: Iterable[str], processes: int = 1) -> str:
+    parts = [*accelerate_launch(processes), "--num_cpu_threads_per_process", "8"]
     parts.append(script_for(config.base_type))
     for key, value in kohya_values(config, keys).items():
         kind = KOHYA_OPTIONS[key]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, Final
 
-from tuilora.advisor import estimates, steps
+from tuilora.advisor import dataset_facts, estimates, steps
 
 
 class ExpressionError(ValueError):
@@ -30,6 +30,16 @@ def key_value(key: str, value: Any) -> str:
     return f"{key}={value}"
 
 
+def significant(value: float, digits: int = 2) -> float:
+    """``value`` rounded to ``digits`` significant digits (1e-4 / 3 is 3.3e-05)."""
+    return float(f"{value:.{digits}g}") if value else 0.0
+
+
+def span(low: float, high: float) -> str:
+    """A range as text: "4-8", or "64" when both ends are one number."""
+    return f"{low:g}" if low == high else f"{low:g}-{high:g}"
+
+
 FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = {
     "kv": key_value,
     "ceil": math.ceil,
@@ -39,13 +49,20 @@ FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = {
     "round": round,
     "int": int,
     "float": float,
+    "sig": significant,
+    "span": span,
     "round_rank": steps.round_rank,
+    "epoch_plan": steps.epoch_plan,
     "epoch_steps": steps.steps_per_epoch,
+    "snapshots": steps.snapshots,
+    "bucket_views": dataset_facts.bucket_views,
     "epochs_for": steps.epochs_for,
     "repeats_for": steps.repeats_for,
     "save_every": steps.save_every,
     "vram_estimate": estimates.vram_estimate,
     "file_size_mb": estimates.file_size_mb,
+    "mb_per_rank": estimates.mb_per_rank,
+    "memory_tips": estimates.memory_tips,
 }
 
 _BINARY: Final[Mapping[type[ast.operator], Callable[[Any, Any], Any]]] = {
@@ -108,6 +125,9 @@ def _eval(node: ast.expr, ctx: Mapping[str, Any], source: str) -> Any:
             if name not in ctx:
                 raise ExpressionError(f"{source!r}: unknown name {name!r}")
             return ctx[name]
+        case ast.Attribute(value=value, attr=attr) if not attr.startswith("_"):
+            # A public field of a value a function returned (``_epoch.steps``).
+            return getattr(_eval(value, ctx, source), attr)
         case ast.List(elts=items) | ast.Tuple(elts=items):
             return [_eval(item, ctx, source) for item in items]
         case ast.BinOp(left=left, op=op, right=right) if type(op) in _BINARY:

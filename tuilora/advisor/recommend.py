@@ -21,6 +21,7 @@ from tuilora.advisor.rules import (
     categories,
     load_rules,
 )
+from tuilora.advisor.steps import count
 from tuilora.config import TrainingConfig, config_field_names
 from tuilora.errors import UserError
 
@@ -39,6 +40,7 @@ CONFIG_KEYS: Final = (
     "lr_warmup_steps",
     "train_batch_size",
     "max_train_epochs",
+    "max_train_steps",
     "resolution",
     "enable_bucket",
     "min_bucket_reso",
@@ -51,10 +53,13 @@ CONFIG_KEYS: Final = (
     "max_token_length",
     "clip_skip",
     "save_every_n_epochs",
+    "save_every_n_steps",
     "seed",
     "scale_weight_norms",
     "cache_latents",
     "gradient_checkpointing",
+    "network_train_unet_only",
+    "cache_text_encoder_outputs",
     "mixed_precision",
     "save_precision",
     "prior_loss_weight",
@@ -72,7 +77,7 @@ PLAN_SOURCES: Final = {
     "images": "images",
     "batch_size": "train_batch_size",
     "steps_per_epoch": "steps_per_epoch",
-    "epochs": "max_train_epochs",
+    "epochs": "planned_epochs",
     "total_steps": "total_steps",
     "file_size_mb": "file_size_mb",
     "vram_gb": "vram_estimate",
@@ -81,6 +86,7 @@ PLAN_SOURCES: Final = {
 #: Names a user may pass to --explain besides the config keys.
 EXPLAIN_ALIASES: Final = {
     **PLAN_SOURCES,
+    "epochs": "max_train_epochs",
     "rank": "network_dim",
     "dim": "network_dim",
     "alpha": "network_alpha",
@@ -150,11 +156,13 @@ def recommend(
     context = _starting_context(answers, dataset, processes)
     pins = _pins(answers, overrides or {}, dataset)
     context.update({key: value for key, (value, _) in pins.items()})
+    context["pinned"] = sorted(pins)
     evaluation = apply_rules(
         load_rules(), context, {key: reason for key, (_, reason) in pins.items()}
     )
     config = _config(context, pins)
     plan = {name: context.get(source) for name, source in PLAN_SOURCES.items()}
+    plan["processes"] = processes
     if dataset is not None:
         plan["folders"] = [
             {"name": f.name, "repeats": f.repeats, "images": f.images} for f in dataset.folders
@@ -187,8 +195,26 @@ def _starting_context(
     }
     context["processes"] = processes
     context["dataset"] = dataset is not None
+    context["dataset_images"] = dataset.images_seen if dataset is not None else None
+    # Options the step arithmetic reads, at sd-scripts' defaults unless the user sets them.
+    defaults = TrainingConfig()
+    for key in _ARITHMETIC_DEFAULTS:
+        context[key] = getattr(defaults, key)
+    for key in _UNDECIDED:
+        context[key] = None
     context.update(_category_facts(answers.category))
     return context
+
+
+#: Config fields only some rules set (SDXL on a small card); unset, they are left out.
+_UNDECIDED: Final = ("network_train_unet_only", "cache_text_encoder_outputs")
+#: Config fields no rule decides but the step arithmetic reads (``--set`` may change them).
+_ARITHMETIC_DEFAULTS: Final = (
+    "gradient_accumulation_steps",
+    "bucket_reso_steps",
+    "bucket_no_upscale",
+    "reg_data_dir",
+)
 
 
 def _category_facts(category: str | None) -> dict[str, Any]:
@@ -227,21 +253,26 @@ def _pins(
         pins[key] = (value, Reason(rule=rule, guide=tuple(guide), text=text))
 
     if answers.rank is not None:
-        pin("network_dim", answers.rank, "user-rank", f"You set --rank {answers.rank}.")
+        pin("network_dim", answers.rank, "user-rank", f"You set the rank to {answers.rank}.")
     if answers.alpha is not None:
         pin(
-            "network_alpha", float(answers.alpha), "user-alpha", f"You set --alpha {answers.alpha}."
+            "network_alpha",
+            float(answers.alpha),
+            "user-alpha",
+            f"You set the alpha to {answers.alpha}.",
         )
     if answers.batch_size is not None:
         pin(
             "train_batch_size",
             answers.batch_size,
             "user-batch-size",
-            f"You set --batch-size {answers.batch_size}.",
+            f"You set the batch size to {answers.batch_size}.",
         )
     if dataset is not None:
         repeats = {folder.repeats for folder in dataset.folders}
-        names = ", ".join(f"{f.repeats}_{f.name} ({f.images} images)" for f in dataset.folders)
+        names = ", ".join(
+            f"{f.repeats}_{f.name} ({count(f.images, 'image')})" for f in dataset.folders
+        )
         pin(
             "image_repeats",
             max(1, dataset.image_repeats),
@@ -258,14 +289,36 @@ def _pins(
             " (G-START-EPOCHS prefers 1 repeat and more epochs unless balancing folders).",
             ("G-START-EPOCHS",),
         )
-    known = set(config_field_names())
     for key, value in overrides.items():
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise UserError(f"--set {key}: not a config field{hint}")
-        pin(key, value, "user-set", f"You set {key} = {value!r}.")
+        checked = checked_override(key, value)
+        pin(key, checked, "user-set", f"You set {key} = {format_override(checked)}.")
     return pins
+
+
+def checked_override(key: str, value: Any) -> Any:
+    """A user's value for a config field, checked as TrainingConfig checks it (type, range,
+    choices) and in its normal form (``resolution = "512"`` is 512): a UserError naming
+    the field otherwise, before any rule could trip over it."""
+    known = set(config_field_names())
+    if key not in known:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UserError(f"{key}: not a config field{hint}")
+    try:
+        config = TrainingConfig.from_dict({key: value}, source="--set")
+    except UserError as exc:
+        raise UserError(str(exc)) from None
+    return getattr(config, key)
+
+
+def format_override(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
 
 
 def _config(context: Mapping[str, Any], pins: Mapping[str, Any]) -> dict[str, Any]:

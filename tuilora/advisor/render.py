@@ -14,6 +14,7 @@ from rich.text import Text
 from tuilora.advisor.answers import CATEGORIES, Answers
 from tuilora.advisor.recommend import EXPLAIN_ALIASES, Recommendation
 from tuilora.advisor.rules import Reason, categories, guide_index
+from tuilora.advisor.steps import EpochPlan, count
 
 _SEVERITY_STYLE: Final = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -49,16 +50,28 @@ def describe_answers(answers: Answers) -> str:
 
 
 def plan_line(rec: Recommendation) -> str:
+    """The step arithmetic in one line, pluralized and with every divisor that applies."""
     plan = rec.plan
-    repeats = plan["repeats"] if plan["repeats"] is not None else "mixed"
-    processes = int(rec.context.get("processes", 1))
-    per_step = f"batch {plan['batch_size']}" + (
-        f" x {processes} processes" if processes > 1 else ""
+    repeats = plan["repeats"]
+    views = f"{count(plan['images'], 'image')} x " + (
+        count(repeats, "repeat") if repeats is not None else "their folders' repeats"
     )
+    epoch = rec.context.get("_epoch")
+    if isinstance(epoch, EpochPlan):
+        if epoch.reg_views:
+            views += f" + {count(epoch.reg_views, 'regularization view')}"
+        per_step = f"batch {epoch.batch_size}"
+        if epoch.buckets is not None:
+            per_step += f" per bucket ({count(epoch.buckets, 'bucket')})"
+        if epoch.processes > 1:
+            per_step += f" x {epoch.processes} processes"
+        if epoch.gradient_accumulation_steps > 1:
+            per_step += f" x {epoch.gradient_accumulation_steps} accumulated"
+    else:
+        per_step = f"batch {plan['batch_size']}"
     return (
-        f"{plan['images']} images x {repeats} repeat(s) / {per_step}"
-        f" = {plan['steps_per_epoch']} steps/epoch x {plan['epochs']} epochs"
-        f" = {plan['total_steps']} steps"
+        f"{views} / {per_step} = {count(plan['steps_per_epoch'], 'step')}/epoch"
+        f" x {count(plan['epochs'], 'epoch')} = {count(plan['total_steps'], 'step')}"
     )
 
 

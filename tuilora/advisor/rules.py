@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import string
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from tuilora.advisor import expr
 
@@ -73,8 +73,7 @@ class Rule:
     source: str
 
     def reason_text(self, context: Mapping[str, Any]) -> str:
-        text = render(self.text, context, self.id)
-        return f"Interpretation: {text}" if self.interpretation else text
+        return interpreted(render(self.text, context, self.id), self.interpretation)
 
 
 @dataclass(frozen=True)
@@ -88,19 +87,26 @@ class Reason:
 
 
 @dataclass(frozen=True)
-class Warning:
+class Notice:
+    """What a rule or check says to the user: an advice warning or a checklist finding."""
+
     id: str
     severity: str
     guide: tuple[str, ...]
     message: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, text_key: str = "message") -> dict[str, Any]:
+        """The JSON form; the advice calls the text "message", diagnose's findings "text"."""
         return {
             "id": self.id,
             "severity": self.severity,
             "guide": list(self.guide),
-            "message": self.message,
+            text_key: self.message,
         }
+
+
+#: The advice's name for a Notice (DESIGN §3: "warnings").
+Warning = Notice
 
 
 @dataclass
@@ -109,7 +115,7 @@ class Evaluation:
 
     context: dict[str, Any]
     reasons: dict[str, list[Reason]] = field(default_factory=dict)
-    warnings: list[Warning] = field(default_factory=list)
+    warnings: list[Notice] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
 
 
@@ -185,6 +191,20 @@ def guide_index() -> Mapping[str, str]:
 
 
 @lru_cache(maxsize=1)
+def guide_topics() -> Mapping[str, frozenset[str]]:
+    """What each guide section speaks about (``[topics]`` of ``rules/guide-index.toml``):
+    the fields and facts a rule citing it may decide or look at."""
+    data = read_rules_file(rules_dir() / _INDEX_FILE)
+    topics = {gid: frozenset(names) for gid, names in data.get("topics", {}).items()}
+    topics[UNCITED] = frozenset(data.get("uncited", {}).get("fields", ()))
+    return topics
+
+
+#: The key of ``guide_topics()`` holding the fields no section speaks about.
+UNCITED: Final = "(uncited)"
+
+
+@lru_cache(maxsize=1)
 def categories() -> Mapping[str, Mapping[str, Any]]:
     """The character categories A–I (``rules/categories.toml``)."""
     data = read_rules_file(rules_dir() / _CATEGORIES_FILE)
@@ -247,7 +267,76 @@ def _parse_case(raw: Mapping[str, Any], where: str) -> Case:
 
 
 # ------------------------------------------------------------------------------------------
-# evaluation
+# evaluation: one evaluator for the advice's rules and diagnose's checks
+
+
+class Conditional(Protocol):
+    """What the evaluator needs of a rule or a check."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def when(self) -> Mapping[str, Any]: ...
+
+    @property
+    def set(self) -> Mapping[str, Any]: ...
+
+
+C = TypeVar("C", bound=Conditional)
+
+
+@dataclass(frozen=True)
+class Fired(Generic[C]):
+    """A rule or check whose condition held, after its ``set`` ran: ``before`` holds each
+    field it changed with its earlier value (so texts can say "from -> to")."""
+
+    item: C
+    before: Mapping[str, Any]
+
+
+def evaluate(
+    items: Iterable[C],
+    context: dict[str, Any],
+    *,
+    pins: Collection[str] = (),
+    settable: Callable[[str], bool] | None = None,
+    adjust: Callable[[str, Any], Any] | None = None,
+) -> Iterator[Fired[C]]:
+    """Run ``items`` in order over ``context`` (changed in place), yielding each one that
+    fired right after its ``set`` ran, so the caller renders its text from the values it
+    decided before later items move them. ``pins`` are never overwritten; ``settable``
+    refuses keys an item may not set (a bug in a rules file); ``adjust`` shapes a new value
+    (diagnose rounds learning rates)."""
+    for item in items:
+        where = f"{type(item).__name__.lower()} {item.id!r} ({item.source})"
+        try:
+            fired = matches(item.when, context)
+        except (expr.ExpressionError, TypeError, ValueError) as exc:
+            raise RuleError(f"{where}: condition failed: {exc}") from exc
+        if not fired:
+            continue
+        before: dict[str, Any] = {}
+        for key, value in item.set.items():
+            if key in pins:
+                continue
+            if settable is not None and not key.startswith("_") and not settable(key):
+                raise RuleError(f"{where}: sets {key!r}, which it may not")
+            try:
+                new = expr.resolve(value, context)
+            except (expr.ExpressionError, TypeError, ValueError, ZeroDivisionError) as exc:
+                raise RuleError(f"{where}: {key}: {exc}") from exc
+            before[key] = context.get(key)
+            context[key] = adjust(key, new) if adjust is not None else new
+        yield Fired(item, before)
+
+
+def interpreted(text: str, interpretation: bool) -> str:
+    """The project's readings are marked as such wherever they are shown."""
+    return f"Interpretation: {text}" if interpretation and text else text
 
 
 def apply_rules(
@@ -259,44 +348,18 @@ def apply_rules(
     evaluation = Evaluation(context=context)
     for key, reason in pins.items():
         evaluation.reasons.setdefault(key, []).append(reason)
-    for rule in rules:
-        try:
-            fired = matches(rule.when, context)
-        except (expr.ExpressionError, TypeError) as exc:
-            raise RuleError(f"rule {rule.id!r} ({rule.source}): condition failed: {exc}") from exc
-        if not fired:
-            continue
+    for fired in evaluate(rules, context, pins=pins):
+        rule = fired.item
         evaluation.applied.append(rule.id)
-        _apply(rule, context, pins, evaluation)
+        explained = [key for key in (*fired.before, *rule.explain) if not key.startswith("_")]
+        if explained:
+            reason = Reason(rule=rule.id, guide=rule.guide, text=rule.reason_text(context))
+            for key in explained:
+                evaluation.reasons.setdefault(key, []).append(reason)
+        if rule.warn is not None:
+            message = interpreted(render(rule.warn.message, context, rule.id), rule.interpretation)
+            evaluation.warnings.append(Notice(rule.id, rule.warn.severity, rule.guide, message))
     return evaluation
-
-
-def _apply(
-    rule: Rule, context: dict[str, Any], pins: Mapping[str, Reason], evaluation: Evaluation
-) -> None:
-    changed: list[str] = []
-    for key, value in rule.set.items():
-        if key in pins:
-            continue
-        try:
-            context[key] = expr.resolve(value, context)
-        except (expr.ExpressionError, TypeError, ValueError, ZeroDivisionError) as exc:
-            raise RuleError(f"rule {rule.id!r} ({rule.source}): {key}: {exc}") from exc
-        changed.append(key)
-    explained = [key for key in (*changed, *rule.explain) if not key.startswith("_")]
-    if explained:
-        reason = Reason(rule=rule.id, guide=rule.guide, text=rule.reason_text(context))
-        for key in explained:
-            evaluation.reasons.setdefault(key, []).append(reason)
-    if rule.warn is not None:
-        evaluation.warnings.append(
-            Warning(
-                id=rule.id,
-                severity=rule.warn.severity,
-                guide=rule.guide,
-                message=render(rule.warn.message, context, rule.id),
-            )
-        )
 
 
 def matches(when: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
@@ -339,15 +402,33 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
 
 
 class _Formatter(string.Formatter):
-    """Rule texts use ``{name}``; floats print compactly (1e-04, 0.5) and lists joined."""
+    """Rule texts use ``{name}``; floats print compactly (1e-04, 0.5) and lists joined.
+
+    Two specs keep the English right: ``{images:@image}`` is "1 image" / "40 images" (and
+    ``{n:@batch|batches}`` for an irregular plural); ``{vram:a}`` is "an 8" / "a 12" (the
+    article of the number as it is spoken).
+    """
 
     def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec.startswith("@"):
+            singular, _, plural = format_spec[1:].partition("|")
+            return f"{value:g} {singular if value == 1 else (plural or singular + 's')}"
+        if format_spec == "a":
+            return f"{article(value)} {value:g}"
         if not format_spec:
             if isinstance(value, float):
                 return f"{value:g}"
             if isinstance(value, list):
                 return " ".join(str(v) for v in value)
         return str(super().format_field(value, format_spec))
+
+
+def article(number: float) -> str:
+    """ "an" before numbers spoken with a vowel (8, 11, 18, 80-89, 800-899, 8,000...)."""
+    digits = str(int(abs(number)))
+    groups = len(digits) % 3 or 3  # "eleven thousand", "eighteen million"
+    lead = digits[:groups]
+    return "an" if digits.startswith("8") or lead in ("11", "18") else "a"
 
 
 _FORMATTER: Final = _Formatter()

@@ -10,13 +10,13 @@ next needs, so a step can be read, tested or reported (phase events) on its own.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from tuilora.advisor import steps
 from tuilora.config import TrainingConfig
 from tuilora.engine import data, optim
 from tuilora.engine import loss as losses
@@ -261,12 +261,12 @@ def plan_steps(
     """Optimizer steps per epoch (the batches the buckets really give, shared by the
     processes, grouped by gradient accumulation), total steps and epochs."""
     batches = len(data.epoch_batches(items, config.train_batch_size, seed, 0, False))
-    steps_per_epoch = math.ceil(batches / (config.gradient_accumulation_steps * processes))
-    if config.max_train_epochs:
-        total_steps = steps_per_epoch * config.max_train_epochs
-    else:
-        total_steps = config.max_train_steps
-    return StepPlan(steps_per_epoch, total_steps, math.ceil(total_steps / steps_per_epoch))
+    # The advisor's step arithmetic, so a plan's total is the run's (advisor.steps).
+    steps_per_epoch = steps.optimizer_steps(batches, config.gradient_accumulation_steps, processes)
+    total_steps, epochs = steps.training_length(
+        steps_per_epoch, config.max_train_epochs, config.max_train_steps
+    )
+    return StepPlan(steps_per_epoch, total_steps, epochs)
 
 
 def make_optimizer(

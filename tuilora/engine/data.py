@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tuilora.advisor import steps
 from tuilora.config import TrainingConfig
 from tuilora.dataset.buckets import BucketChoice, BucketPlan, select_bucket
 from tuilora.dataset.captions import read_caption
@@ -53,15 +54,17 @@ class Entry:
 
 
 def _bucket_plan(config: TrainingConfig) -> BucketPlan | None:
-    """The bucket plan, or None without buckets: then the one bucket is the resolution."""
+    """The bucket plan, or None without buckets: then the one bucket is the resolution
+    (``_choose``). The plan itself is the advisor's (one source for the step arithmetic)."""
     if not config.enable_bucket:
         return None
-    return BucketPlan(
+    return steps.bucket_plan(
         config.resolution_wh(),
+        True,
         config.min_bucket_reso,
         config.max_bucket_reso,
-        step=config.bucket_reso_steps,
-        no_upscale=config.bucket_no_upscale,
+        config.bucket_reso_steps,
+        config.bucket_no_upscale,
     )
 
 
@@ -137,15 +140,12 @@ def _items_in(
 
 
 def balance_regularization(items: Sequence[TrainItem]) -> list[int]:
-    """Item indices for one epoch: every training view, plus regularization views cycled
-    until they match the training count (sd-scripts fills reg images up to the number of
-    training images, so each step sees both in proportion)."""
+    """Item indices for one epoch: every training view, plus regularization views filled up
+    to the training count as sd-scripts does (``advisor.steps.regularization_fill``, the
+    rule the advisor's plan counts with)."""
     train = [index for index, item in enumerate(items) if not item.is_reg]
     reg = [index for index, item in enumerate(items) if item.is_reg]
-    if not reg:
-        return train
-    filled = [reg[i % len(reg)] for i in range(len(train))]
-    return train + filled
+    return steps.regularization_fill(train, reg)
 
 
 def loss_weights(items: Sequence[TrainItem], prior_loss_weight: float) -> list[float]:

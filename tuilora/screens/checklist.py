@@ -35,7 +35,13 @@ from textual.widgets import Button, Checkbox, Footer, Input, RadioButton, RadioS
 from tuilora.advisor.diagnose import Diagnosis, Observations
 from tuilora.advisor.diagnose_inputs import DiagnoseInput, load_run_input, run_diagnosis
 from tuilora.advisor.diagnose_output import header_for, start_files
-from tuilora.advisor.diagnose_render import changes_text, findings_text, snapshot_text
+from tuilora.advisor.diagnose_render import (
+    changes_text,
+    findings_text,
+    grid_hint,
+    run_state,
+    snapshot_text,
+)
 from tuilora.errors import UserError
 
 Launcher = Callable[[Sequence[str]], Any]
@@ -159,19 +165,9 @@ class ChecklistScreen(Screen[Path | None]):
 
     def _loaded(self, source: DiagnoseInput) -> None:
         self._source = source
-        metrics = source.metrics
-        state = "no events yet"
-        if metrics is not None:
-            loss = f", last loss {metrics.last_loss:.3f}" if metrics.last_loss is not None else ""
-            planned = metrics.epochs_planned or "?"
-            status = metrics.end_status or "not finished"
-            state = f"{status}, {metrics.epochs_done}/{planned} epochs{loss}"
+        state = run_state(source.metrics)
         self.query_one("#title", Static).update(f"Checklist: {self.run_dir.name} ({state})")
-        name = source.run.name if source.run else "NAME"
-        self.query_one("#grid-hint", Static).update(
-            f"XY plot over <lora:{name}-000001:1.0> ... <lora:{name}:1.0> with varied"
-            " prompts; pick the epoch that looks right."
-        )
+        self.query_one("#grid-hint", Static).update(grid_hint(source))
         self.query_one("#start", Button).disabled = False
         self.refresh_diagnosis()
 
