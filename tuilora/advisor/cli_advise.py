@@ -172,6 +172,11 @@ def build(options: Mapping[str, Any]) -> Recommendation:
             answers.subject,
             reg_dir=str(reg_dir) if reg_dir is not None else None,
         )
+        if dataset.images == 0:
+            raise UserError(
+                f"--dataset {dataset_dir}: no training images (sd-scripts layout:"
+                " DIR/<repeats>_<name>/ with png, jpg, webp or bmp images)"
+            )
     processes = _processes(options.get("processes"))
     rec = recommend(answers, overrides=overrides, dataset=dataset, processes=processes, notes=notes)
     rec.training_config()  # validates the result: a bad --set value names its key

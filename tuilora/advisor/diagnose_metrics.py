@@ -113,11 +113,9 @@ class RunMetrics:
 
 
 def loss_text(metrics: RunMetrics) -> str:
-    """The run's loss as every view shows it: "loss ~0.123 (median of the last epoch)"."""
-    if metrics.level is None:
-        return ""
-    where = "so far this epoch" if metrics.too_early else "over the last epoch"
-    return f"loss ~{metrics.level:.3f} (median {where})"
+    """The run's loss as every view shows it: "loss ~0.123", the median step loss of the last
+    epoch (the ``loss-level`` finding quotes the same number)."""
+    return f"loss ~{metrics.level:.3f}" if metrics.level is not None else ""
 
 
 def metrics_from_events(events: Sequence[Mapping[str, Any]]) -> RunMetrics:
