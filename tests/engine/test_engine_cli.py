@@ -47,8 +47,6 @@ def test_trains_from_an_advised_kohya_toml(
         "--subject",
         "concept",
         "--simple",
-        "--images",
-        "6",
         "--vram",
         "24",
         "--optimizer",

@@ -86,10 +86,11 @@ keys F1;               wait_for "Keys";     capture 11-help
 keys Escape C-q;       wait_for "EXITED 0"
 
 "$PYTHON" - "$WORK/aria.sdscripts.toml" <<'PY'
-import sys, tomllib
+import os, sys, tomllib
 data = tomllib.load(open(sys.argv[1], "rb"))
 assert data["output_name"] == "aria" and data["train_batch_size"] == 4, data
-assert data["train_data_dir"] == "data", data
+# written absolute, so sd-scripts finds it from any folder
+assert data["train_data_dir"] == os.path.join(os.path.dirname(sys.argv[1]), "data"), data
 print("saved", sys.argv[1], "with", len(data), "keys")
 PY
 echo "screens in $OUT"
