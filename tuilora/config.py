@@ -280,14 +280,17 @@ class TrainingConfig:
         from tuilora.config_rules import check_combinations
 
         for spec in fields(self):
-            check_field(spec, getattr(self, spec.name))
-        self.optimizer_type = canonical_optimizer(self.optimizer_type)
-        self.resolution = normalize_resolution(self.resolution)
-        if self.output_name is not None:
-            problem = output_name_problem(self.output_name)
-            if problem:
-                raise UserError(f"output_name {self.output_name!r}: {problem}")
+            setattr(self, spec.name, _checked_field(spec, getattr(self, spec.name)))
         check_combinations(self)
+
+    @classmethod
+    def checked_value(cls, key: str, value: Any) -> Any:
+        """One field's value checked alone (type, range, choices) and in its normal form
+        (``resolution = "512"`` is 512); the checks across fields run on a whole config."""
+        spec = {spec.name: spec for spec in fields(cls)}.get(key)
+        if spec is None:
+            raise UserError(unknown_key_message(key, [f.name for f in fields(cls)], "config"))
+        return _checked_field(spec, coerce(key, value))
 
     def resolution_wh(self) -> tuple[int, int]:
         """The training resolution as (width, height)."""
@@ -321,6 +324,20 @@ class TrainingConfig:
         new = dataclasses.replace(self, **{k: coerce(k, v) for k, v in changes.items()})
         new.validate()
         return new
+
+
+def _checked_field(spec: dataclasses.Field[Any], value: Any) -> Any:
+    """``value`` checked as the field ``spec`` allows, in its normal form."""
+    check_field(spec, value)
+    if spec.name == "optimizer_type":
+        return canonical_optimizer(value)
+    if spec.name == "resolution":
+        return normalize_resolution(value)
+    if spec.name == "output_name" and value is not None:
+        problem = output_name_problem(value)
+        if problem:
+            raise UserError(f"output_name {value!r}: {problem}")
+    return value
 
 
 # ------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tuilora.advisor import steps
-from tuilora.config import normalize_resolution
+from tuilora.config_fields import normalize_resolution
 
 if TYPE_CHECKING:
     from tuilora.dataset.model import DatasetReport

@@ -32,7 +32,6 @@ PATH_KEYS: Final = (
     "reg_data_dir",
     "output_dir",
     "output_name",
-    "logging_dir",
 )
 #: What each form cannot train without, with the words a note uses for it. sd-scripts has
 #: no default output folder; tuilora train uses runs/<output_name>.
@@ -88,29 +87,32 @@ def _kohya_typed(key: str, kind: str, value: Any) -> Any:
     return str(value)
 
 
-def _config_with_paths(rec: Recommendation, *, kohya: bool) -> tuple[TrainingConfig, list[str]]:
-    """The config with its paths absolute (a written file must train from any folder); the
-    sd-scripts forms also get an output folder (tuilora's own default, runs/<name>, when only
-    the name is known) and a TensorBoard folder inside it."""
+def _config_with_paths(
+    rec: Recommendation, *, kohya: bool
+) -> tuple[TrainingConfig, list[str], dict[str, str]]:
+    """The config with its paths absolute (a written file must train from any folder), the
+    path keys to write, and sd-scripts-only values: ``logging_dir`` (tuilora logs into the
+    run folder itself, so it is not a TrainingConfig field) under the output folder."""
     config = rec.training_config()
     changes: dict[str, Any] = {}
-    for key in ("train_data_dir", "reg_data_dir", "output_dir", "logging_dir"):
+    for key in ("train_data_dir", "reg_data_dir", "output_dir"):
         value = getattr(config, key)
         if value is not None:
             changes[key] = str(Path(value).expanduser().absolute())
     model = config.pretrained_model_name_or_path
     if model is not None and Path(model).expanduser().exists():
         changes["pretrained_model_name_or_path"] = str(Path(model).expanduser().absolute())
+    extra: dict[str, str] = {}
     if kohya:
         output_dir = changes.get("output_dir")
         if output_dir is None and config.output_name:
             output_dir = str(Path(DEFAULT_RUNS_DIR, config.output_name).absolute())
             changes["output_dir"] = output_dir
-        if output_dir is not None and config.logging_dir is None:
-            changes["logging_dir"] = str(Path(output_dir, "logs"))
+        if output_dir is not None:
+            extra["logging_dir"] = str(Path(output_dir, "logs"))
     config = config.replace(**changes) if changes else config
     keys = [key for key in PATH_KEYS if getattr(config, key) is not None]
-    return config, [*keys, *rec.config]
+    return config, [*keys, *rec.config], extra
 
 
 def processes(rec: Recommendation) -> int:
@@ -139,7 +141,7 @@ def to_json(rec: Recommendation) -> str:
 
 def to_tuilora_toml(rec: Recommendation, header: str = "") -> str:
     """tuilora's own TOML: the advisor's keys plus tuilora's [tuilora] table, in sections."""
-    config, keys = _config_with_paths(rec, kohya=False)
+    config, keys, _ = _config_with_paths(rec, kohya=False)
     wanted = {"base_type", "network_type", *keys}
     sections = {
         section: {key: value for key, value in values.items() if key in wanted}
@@ -155,8 +157,8 @@ def to_tuilora_toml(rec: Recommendation, header: str = "") -> str:
 
 def to_kohya_toml(rec: Recommendation, header: str = "") -> str:
     """A file ``train_network.py --config_file`` accepts as is."""
-    config, keys = _config_with_paths(rec, kohya=True)
-    values = kohya_values(config, keys)
+    config, keys, extra = _config_with_paths(rec, kohya=True)
+    values = {**kohya_values(config, keys), **extra}
     launch = " ".join(accelerate_launch(processes(rec)))
     notes = [
         header,
@@ -169,15 +171,21 @@ def to_kohya_toml(rec: Recommendation, header: str = "") -> str:
 def to_kohya_cmd(rec: Recommendation) -> str:
     """The equivalent ``accelerate launch ... train_network.py --key=value ...`` line, then a
     comment line saying what to add when a path is missing."""
-    config, keys = _config_with_paths(rec, kohya=True)
+    config, keys, extra = _config_with_paths(rec, kohya=True)
     note = missing_note(config, kohya=True)
-    return kohya_command(config, keys, processes(rec)) + "\n" + (f"# {note}\n" if note else "")
+    line = kohya_command(config, keys, processes(rec), extra)
+    return line + "\n" + (f"# {note}\n" if note else "")
 
 
-def kohya_command(config: TrainingConfig, keys: Iterable[str], processes: int = 1) -> str:
+def kohya_command(
+    config: TrainingConfig,
+    keys: Iterable[str],
+    processes: int = 1,
+    extra: Mapping[str, str] | None = None,
+) -> str:
     parts = [*accelerate_launch(processes), "--num_cpu_threads_per_process", "8"]
     parts.append(script_for(config.base_type))
-    for key, value in kohya_values(config, keys).items():
+    for key, value in {**kohya_values(config, keys), **(extra or {})}.items():
         kind = KOHYA_OPTIONS[key]
         if kind == "flag":
             if value:

@@ -304,11 +304,7 @@ def checked_override(key: str, value: Any) -> Any:
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise UserError(f"{key}: not a config field{hint}")
-    try:
-        config = TrainingConfig.from_dict({key: value}, source="--set")
-    except UserError as exc:
-        raise UserError(str(exc)) from None
-    return getattr(config, key)
+    return TrainingConfig.checked_value(key, value)
 
 
 def format_override(value: Any) -> str:
