@@ -1,4 +1,5 @@
-"""Fixtures for every test: a private registry of recent runs, and stand-in trainers.
+"""Fixtures for every test: a private registry of recent runs, a private cache folder,
+and stand-in trainers.
 
 A stand-in trainer is a real process that does what ``runs.trainer`` checks a trainer by —
 it holds ``RUN/lock``, writes ``RUN/pid`` and runs a script named ``tuilora`` — and, on
@@ -74,3 +75,12 @@ def stand_in_trainer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Start
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Scans keep a probe cache under XDG_CACHE_HOME: tests (and the tuilora processes
+    they start) use a folder of their own, never the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield

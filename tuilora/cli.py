@@ -126,6 +126,7 @@ def dataset() -> None:
 @click.option("--max-bucket-reso", default=None, help="largest bucket side")
 @click.option("--bucket-no-upscale", is_flag=True, help="as sd-scripts' bucket_no_upscale")
 @click.option("--no-near-duplicates", is_flag=True, help="skip the pixel-level duplicate check")
+@click.option("--no-cache", is_flag=True, help="probe every image again (ignore the cache)")
 def dataset_check(directory: str, **options: Any) -> int:
     """Audit DIR (<repeats>_<name>/ folders): layout, captions, images, buckets, tags.
 
@@ -148,6 +149,7 @@ def dataset_check(directory: str, **options: Any) -> int:
         max_bucket_reso=_optional_int("--max-bucket-reso", options["max_bucket_reso"]),
         bucket_no_upscale=bool(options["bucket_no_upscale"]),
         near_duplicates=not options["no_near_duplicates"],
+        use_cache=not options["no_cache"],
     )
 
 

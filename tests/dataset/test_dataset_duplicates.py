@@ -9,9 +9,10 @@ from tuilora.dataset.duplicates import NEAR_DISTANCE, exact_groups, near_matches
 from tuilora.dataset.images import hamming
 
 
-def test_exact_groups() -> None:
-    items = [("b", b"1"), ("a", b"1"), ("c", b"2"), ("d", b"3"), ("e", b"3"), ("f", b"3")]
-    assert exact_groups(items) == [["a", "b"], ["d", "e", "f"]]
+def test_exact_groups_keep_the_given_order() -> None:
+    # items come oldest first: the first path of a group is the original
+    items = [("b", b"1"), ("a", b"1"), ("c", b"2"), ("d", b"3"), ("f", b"3"), ("e", b"3")]
+    assert exact_groups(items) == [["b", "a"], ["d", "f", "e"]]
 
 
 def _flip(value: int, bits: int, rng: random.Random) -> int:
@@ -21,18 +22,13 @@ def _flip(value: int, bits: int, rng: random.Random) -> int:
 
 
 def _brute_force(items: list[tuple[str, int]]) -> list[tuple[str, str, int]]:
+    """Each image against the oldest earlier one within the distance (items: oldest first)."""
     found = []
-    for path, value in sorted(items):
-        best = min(
-            (
-                (hamming(value, other), other_path)
-                for other_path, other in items
-                if other_path < path and hamming(value, other) <= NEAR_DISTANCE
-            ),
-            default=None,
-        )
-        if best is not None:
-            found.append((path, best[1], best[0]))
+    for index, (path, value) in enumerate(items):
+        for other_path, other in items[:index]:
+            if hamming(value, other) <= NEAR_DISTANCE:
+                found.append((path, other_path, hamming(value, other)))
+                break
     return found
 
 
@@ -51,11 +47,22 @@ def test_near_matches_equal_brute_force_on_random_hashes() -> None:
     assert len(result) > 50
 
 
-def test_near_matches_reports_the_closest_earlier_image_only() -> None:
+def test_near_matches_reports_the_oldest_earlier_image_within_the_limit() -> None:
     a = 0
     b = (1 << 8) - 1  # 8 bits from a
     c = b | (1 << 100)  # 1 bit from b, 9 from a
-    assert near_matches([("a", a), ("b", b), ("c", c)]) == [("b", "a", 8), ("c", "b", 1)]
+    d = 1  # 1 bit from a, 7 from b
+    items = [("a", a), ("b", b), ("c", c), ("d", d)]
+    assert near_matches(items) == [("b", "a", 8), ("c", "b", 1), ("d", "a", 1)]
+    # the order given is the age: the same hashes, newest first
+    assert near_matches(items[::-1])[0] == ("c", "d", 8)
+
+
+def test_near_matches_takes_the_oldest_candidate_the_confirmation_accepts() -> None:
+    items = [("a", 0), ("b", 0), ("c", 1)]
+    refused = {(0, 2)}  # c looks like a by hash only
+    result = near_matches(items, confirm=lambda earlier, later: (earlier, later) not in refused)
+    assert result == [("b", "a", 0), ("c", "b", 1)]
 
 
 def test_near_matches_stays_fast_on_a_cluster_of_flat_images() -> None:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from tuilora.dataset import images
 from tuilora.dataset.headers import exif_orientation, parse_header
-from tuilora.dataset.images import hamming, probe_image
+from tuilora.dataset.images import probe_image
 
 MakeImage = Callable[..., Path]
 Draw = Callable[..., Image.Image]
@@ -179,28 +179,6 @@ def test_probe_streams_big_files(
 def test_wrong_content_keeps_its_real_format(tmp_path: Path, make_image: MakeImage) -> None:
     probe = probe_image(str(make_image(tmp_path / "photo.jpg", (64, 64), fmt="PNG")))
     assert probe.format == "PNG" and probe.failure is None
-
-
-def test_dhash_close_for_copies_far_for_other_images(draw: Draw) -> None:
-    original = draw((640, 512), 7)
-    resized = original.resize((320, 256), Image.Resampling.LANCZOS)
-    recompressed = Image.open(io.BytesIO(_encode(original, "JPEG", quality=60)))
-    base = images._dhash(original)
-    assert hamming(base, images._dhash(resized)) <= 8
-    assert hamming(base, images._dhash(recompressed)) <= 8
-    others = [images._dhash(draw((640, 512), seed)) for seed in range(100, 110)]
-    assert min(hamming(base, other) for other in others) > 16
-
-
-def test_greater_bits_matches_a_plain_loop() -> None:
-    import random
-
-    rng = random.Random(3)
-    for _ in range(300):
-        low = bytes(rng.randrange(256) for _ in range(64))
-        high = bytes(rng.choice([rng.randrange(256), 0, 255, low[i]]) for i in range(64))
-        expected = int("".join("1" if h > lo else "0" for h, lo in zip(high, low, strict=True)), 2)
-        assert images._greater_bits(high, low) == expected
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP"])

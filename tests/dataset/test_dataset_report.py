@@ -73,6 +73,7 @@ def test_json_output_shape(broken_set: Path) -> None:
         "settings",
         "summary",
         "folders",
+        "skipped_folders",
         "buckets",
         "tags",
         "problems",
@@ -83,6 +84,8 @@ def test_json_output_shape(broken_set: Path) -> None:
         "images",
         "images_x_repeats",
         "captioned",
+        "unreadable_images",
+        "skipped_images",
         "reg_images",
         "errors",
         "warnings",
@@ -99,6 +102,7 @@ def test_json_output_shape(broken_set: Path) -> None:
         "images": 32,
         "images_x_repeats": 320,
         "captioned": 30,
+        "unreadable": 0,
     }
     assert set(data["buckets"][0]) == {"width", "height", "images", "images_x_repeats"}
     assert set(data["tags"]) == {

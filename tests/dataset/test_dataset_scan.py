@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tuilora.dataset import captions, scan
+from tuilora.dataset import captions, workers
 from tuilora.dataset.model import DatasetReport
 from tuilora.dataset.problems import CATALOGUE
 from tuilora.dataset.scan import scan_dataset
@@ -189,13 +190,13 @@ def test_folder_names_as_sd_scripts_parses_them(tmp_path: Path, make_image: Make
     report = scan_dataset(str(tmp_path), near_duplicates=False)
     assert sorted(ids(report)["bad-folder-name"]) == ["0_zero", "x_10"]
     folders = {f.name: (f.repeats, f.class_tokens) for f in report.folders}
-    # misnamed folders are audited as their suggested rename would train them
-    assert folders == {
-        "10": (10, ""),
-        "3_two_words": (3, "two_words"),
-        "0_zero": (1, "zero"),
-        "x_10": (1, "x_10"),
-    }
+    assert folders == {"10": (10, ""), "3_two_words": (3, "two_words")}
+    # sd-scripts skips misnamed folders: they are audited as their suggested rename would
+    # train them, but counted nowhere
+    skipped = {f.name: (f.repeats, f.class_tokens, f.images) for f in report.skipped_folders}
+    assert skipped == {"0_zero": (1, "zero", 1), "x_10": (1, "x_10", 1)}
+    assert report.total_images == 2 and report.skipped_images == 2
+    assert set(report.tags.ss_tag_frequency) == {"10", "3_two_words"}
     fixes = {os.path.basename(p.path): p.fix for p in report.problems if p.id == "bad-folder-name"}
     assert f"'{tmp_path / '1_zero'}'" in fixes["0_zero"]
     assert f"'{tmp_path / '1_x_10'}'" in fixes["x_10"]
@@ -231,7 +232,9 @@ def test_awkward_file_system_cases(tmp_path: Path, make_image: MakeImage) -> Non
     (tmp_path / "9_loop").symlink_to(tmp_path / "9_loop")
     report = scan_dataset(str(tmp_path), near_duplicates=False)
     found = ids(report)
-    assert sorted(found["broken-link"]) == ["9_loop", "dangling.png", "loop.png"]
+    assert found["broken-link"] == ["9_loop"]
+    # sd-scripts' glob takes a broken link named like an image for one, and stops on it
+    assert sorted(found["unreadable-image"]) == ["dangling.png", "loop.png"]
     assert found["nested-folder"] == ["sub"]
     assert sorted(found["ignored-extension"]) == ["anim.gif", "upper.Png"]
     assert found["duplicate-folder"] == ["3_ümlaut name"]
@@ -280,20 +283,90 @@ def test_permission_denied_caption_and_folder(
     assert "empty-folder" not in found  # one problem per cause
 
 
-def test_threads_give_the_same_report(
+def test_process_pool_gives_the_same_report(
     character_set: Path, make_image: MakeImage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = character_set / "10_aria"
     for index in range(12, 80):
         make_image(folder / f"{index:02d}.jpg", (96, 128), seed=index, fmt="JPEG")
-    single = scan_dataset(str(character_set), workers=1)
-    monkeypatch.setattr(scan, "THREADS_WORTH_S", 0.0)
+    make_image(folder / "copy.png", (256, 320), seed=3)  # near and exact matches too
+    (folder / "twin.png").write_bytes((folder / "05.png").read_bytes())
+    single = scan_dataset(str(character_set), workers=1, use_cache=False)
+    monkeypatch.setattr(workers, "POOL_WORTH_S", 0.0)
     calls: list[tuple[int, int]] = []
-    threaded = scan_dataset(
-        str(character_set), workers=4, progress=lambda d, t: calls.append((d, t))
+    pooled = scan_dataset(
+        str(character_set), workers=2, use_cache=False, progress=lambda d, t: calls.append((d, t))
     )
-    assert threaded == single
-    assert calls[-1] == (80, 80) and len(calls) == 3  # chunks of 32: 32, 64, 80
+    assert pooled == single
+    assert calls[-1] == (82, 82) and len(calls) == 3  # chunks of 32: 32, 64, 82
+    assert {"duplicate-image", "near-duplicate"} <= {p.id for p in pooled.problems}
+
+
+def test_pool_started_from_a_thread_gives_the_same_report(
+    character_set: Path, make_image: MakeImage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wizard scans in a worker thread, where fork() is unsafe: the pool then starts
+    its workers fresh (forkserver) and the report is the same."""
+    folder = character_set / "10_aria"
+    for index in range(12, 70):
+        make_image(folder / f"{index:02d}.jpg", (96, 128), seed=index, fmt="JPEG")
+    single = scan_dataset(str(character_set), workers=1, use_cache=False)
+    monkeypatch.setattr(workers, "POOL_WORTH_S", 0.0)
+    contexts: list[str] = []
+    real_context = workers._context
+
+    def context() -> Any:
+        chosen = real_context()
+        contexts.append(chosen.get_start_method())
+        return chosen
+
+    monkeypatch.setattr(workers, "_context", context)
+    found: list[DatasetReport] = []
+    thread = threading.Thread(
+        target=lambda: found.append(scan_dataset(str(character_set), workers=2, use_cache=False))
+    )
+    thread.start()
+    thread.join()
+    assert contexts == ["forkserver"]
+    assert found == [single]
+
+
+def test_the_later_copy_is_the_one_to_delete(tmp_path: Path, make_image: MakeImage) -> None:
+    folder = tmp_path / "1_x"
+    original = make_image(folder / "photo.png", (512, 512), seed=1)
+    copy = folder / "photo (1).png"  # sorts before the original
+    copy.write_bytes(original.read_bytes())
+    os.utime(original, ns=(1, 1_000_000_000))
+    os.utime(copy, ns=(1, 2_000_000_000))
+    (dup,) = [p for p in scan_dataset(str(tmp_path)).problems if p.id == "duplicate-image"]
+    assert dup.path == str(copy) and dup.fix.startswith(f"delete {copy}, the later copy")
+    # the same age: the longer name is the copy ("x (1).png", "copy of x.png")
+    os.utime(copy, ns=(1, 1_000_000_000))
+    (dup,) = [p for p in scan_dataset(str(tmp_path)).problems if p.id == "duplicate-image"]
+    assert dup.path == str(copy)
+    # an older "copy" is the original: the newer file is named, whatever its name
+    os.utime(original, ns=(1, 3_000_000_000))
+    (dup,) = [p for p in scan_dataset(str(tmp_path)).problems if p.id == "duplicate-image"]
+    assert dup.path == str(original)
+
+
+def test_unreadable_images_and_skipped_folders_are_not_counted(
+    character_set: Path, make_image: MakeImage
+) -> None:
+    (character_set / "10_aria" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 10)
+    for index in range(3):
+        make_image(character_set / "aria_noreps" / f"{index}.png", (512, 512), seed=70 + index)
+    report = scan_dataset(str(character_set))
+    (folder,) = report.folders
+    assert (folder.images, folder.unreadable, folder.images_x_repeats) == (12, 1, 120)
+    assert report.total_images == 12 and report.total_images_x_repeats == 120
+    assert [f.name for f in report.skipped_folders] == ["aria_noreps"]
+    assert report.skipped_images == 3
+    assert sum(b.images for b in report.buckets) == 12
+    assert set(report.tags.ss_tag_frequency) == {"10_aria"}
+    assert report.tags.captions == 12
+    rename = next(p for p in report.problems if p.id == "bad-folder-name")
+    assert "not counted" in rename.message
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import Final
 
 from PIL import Image
 
-from tuilora.dataset.captions import CaptionRead
+from tuilora.dataset.captions import LONG_CAPTION_BYTES, CaptionRead
 from tuilora.dataset.images import EXTENSION_FORMATS, FORMAT_EXTENSION, ImageProbe
 from tuilora.dataset.model import Subject, TagReport
 from tuilora.dataset.problems import Problem, display_path, problem
@@ -41,9 +41,9 @@ _ORIENTATION: Final[dict[int, str]] = {
 
 def image_problems(shown: str, probe: ImageProbe, resolution: int) -> list[Problem]:
     """Problems of one image file, from its probe."""
-    found: list[Problem] = []
     if probe.failure is not None:
-        found.append(_failure(shown, *probe.failure))
+        return [_failure(shown, *probe.failure)]  # nothing else matters until it loads
+    found: list[Problem] = []
     if probe.width is None or probe.height is None:
         return found
     width, height = probe.width, probe.height
@@ -109,26 +109,31 @@ def image_problems(shown: str, probe: ImageProbe, resolution: int) -> list[Probl
     return found
 
 
+# Said of every image that cannot be loaded: what each trainer does with it, and that the
+# counts leave it out.
+NOT_COUNTED = "sd-scripts stops on it, tuilora train skips it; not counted"
+
+
 def _failure(shown: str, problem_id: str, detail: str) -> Problem:
     if problem_id == "truncated-image":
         return problem(
             problem_id,
             shown,
-            f"{shown} is cut short ({detail}); training stops when it loads it",
+            f"{shown} is cut short ({detail}); {NOT_COUNTED}",
             "re-download or re-export it, or delete it",
         )
     if problem_id == "decompression-bomb":
         return problem(
             problem_id,
             shown,
-            f"{shown} has too many pixels for Pillow to open ({detail})",
+            f"{shown} has too many pixels for Pillow to open ({detail}); {NOT_COUNTED}",
             "scale it down to about 2048 px on the long side",
         )
     return problem(
         "unreadable-image",
         shown,
-        f"{shown} cannot be read: {detail}",
-        "replace it with a good copy or delete it; training stops when it loads this file",
+        f"{shown} cannot be read ({detail}); {NOT_COUNTED}",
+        "replace it with a good copy or delete it",
     )
 
 
@@ -151,6 +156,16 @@ def caption_problems(
     if read.failure is not None:
         return [_caption_failure(image, caption, *read.failure)]
     found: list[Problem] = []
+    if read.size_bytes > LONG_CAPTION_BYTES:
+        found.append(
+            problem(
+                "long-caption",
+                caption,
+                f"{caption} is {read.size_bytes:,} bytes: a caption is one line of tags, and "
+                "CLIP reads at most 225 tokens of it",
+                f"check that it is the caption of {image}; keep one short line of tags",
+            )
+        )
     if not read.text:
         found.append(
             problem(
@@ -326,3 +341,22 @@ def reg_problems(reg_root: str, reg_x_repeats: int, train_x_repeats: int) -> lis
             "fine; or remove the extra ones to save time caching them",
         )
     ]
+
+
+def duplicate_problem(copy: str, original: str) -> Problem:
+    return problem(
+        "duplicate-image",
+        copy,
+        f"{copy} is a byte-for-byte copy of {original}",
+        f"delete {copy}, the later copy: it trains that picture twice as often",
+    )
+
+
+def near_duplicate_problem(later: str, earlier: str) -> Problem:
+    return problem(
+        "near-duplicate",
+        later,
+        f"{later} looks almost the same as {earlier} (resized, re-compressed or retouched)",
+        f"keep both only if they differ in a way the model should learn; otherwise delete "
+        f"{later}, the later one (variety beats copies)",
+    )

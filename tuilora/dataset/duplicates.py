@@ -9,8 +9,9 @@ ordinary buckets; bounded and approximate in the huge buckets flat images make, 
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 from tuilora.dataset.images import hamming
@@ -21,6 +22,10 @@ HASH_BITS: Final = 128
 # differ in about half of them. Measured on 40 photo-like images: a 50% resize, JPEG
 # quality 60 or +10% brightness moved 0-9 bits, a 5% crop 8-38, other images 46-82.
 NEAR_DISTANCE: Final = 8
+# ...and their 9×9 colour thumbnails at most this far apart (mean absolute difference in
+# levels of 255, average brightness taken out; see thumbs.colour_distance): copies came
+# within 9, the hash's false matches among different pictures at 19 or more.
+NEAR_COLOUR: Final = 12.0
 # Band buckets up to this size are compared pair by pair. Larger ones come from many
 # images sharing flat regions (all-zero bands); there every hash is compared with its
 # WINDOW nearest neighbours in sorted order instead, which bounds the work at
@@ -28,15 +33,20 @@ NEAR_DISTANCE: Final = 8
 # cluster of look-alikes, where each image still finds its closest neighbours.
 SMALL_BUCKET: Final = 32
 WINDOW: Final = 8
+# Candidates confirmed per image at most (oldest first): bounds the work in a cluster of
+# look-alike hashes whose pictures the confirmation tells apart.
+MAX_CONFIRM: Final = 8
 
 
 def exact_groups(items: Sequence[tuple[str, bytes]]) -> list[list[str]]:
-    """Paths with identical digests, each group sorted, groups ordered by their first path."""
+    """Paths with identical digests, each group in the order of ``items`` (oldest first,
+    so the first path is the original and the others its copies), groups ordered by their
+    first path."""
     by_digest: dict[bytes, list[str]] = defaultdict(list)
     for path, digest in items:
         by_digest[digest].append(path)
-    groups = [sorted(paths) for paths in by_digest.values() if len(paths) > 1]
-    return sorted(groups)
+    groups = [paths for paths in by_digest.values() if len(paths) > 1]
+    return sorted(groups, key=lambda group: group[0])
 
 
 def _bands(max_distance: int) -> list[tuple[int, int]]:
@@ -79,33 +89,42 @@ def _candidate_pairs(hashes: Sequence[int], shift: int, mask: int) -> Iterator[t
 
 
 def near_matches(
-    items: Sequence[tuple[str, int]], max_distance: int = NEAR_DISTANCE
+    items: Sequence[tuple[str, int]],
+    max_distance: int = NEAR_DISTANCE,
+    confirm: Callable[[int, int], bool] | None = None,
 ) -> list[tuple[str, str, int]]:
-    """Near-duplicates as ``(path, earlier path, distance)``, sorted by path.
+    """Near-duplicates as ``(path, earlier path, distance)``, in the order of ``items``.
 
-    Every image that has a near match with a smaller path is listed once, with its
-    closest such match (ties: the smaller path), so the first image of a cluster stays
-    unlisted and every reported distance is within ``max_distance`` (grouping by chains
-    would put images 40 bits apart in one group through the ones between them).
+    ``items`` come oldest first: an image is only ever reported against an earlier one,
+    so the first of a cluster stays unlisted and the fix can name the later copy. Each
+    image gets the oldest earlier image within ``max_distance`` bits that
+    ``confirm(earlier index, index)`` accepts (of at most ``MAX_CONFIRM`` tried), so every
+    reported distance is within the limit (grouping by chains would put images 40 bits
+    apart in one group through the ones between them). The oldest, not the closest: in a
+    cluster of copies the closest one changes with a bit or two of decoding noise, the
+    oldest does not.
     """
-    hashes = sorted({value for _, value in items})
+    values = sorted({value for _, value in items})
     neighbours: dict[int, set[int]] = defaultdict(set)
     for shift, mask in _bands(max_distance):
-        for a, b in _candidate_pairs(hashes, shift, mask):
-            if hamming(hashes[a], hashes[b]) <= max_distance:
-                neighbours[hashes[a]].add(hashes[b])
-                neighbours[hashes[b]].add(hashes[a])
-    first_path: dict[int, str] = {}
-    for path, value in sorted(items):
-        first_path.setdefault(value, path)
+        for a, b in _candidate_pairs(values, shift, mask):
+            if hamming(values[a], values[b]) <= max_distance:
+                neighbours[values[a]].add(values[b])
+                neighbours[values[b]].add(values[a])
+    holders: dict[int, list[int]] = defaultdict(list)  # hash value -> indices, in order
+    for index, (_, value) in enumerate(items):
+        holders[value].append(index)
     found = []
-    for path, value in sorted(items):
-        best: tuple[int, str] | None = None
+    for index, (path, value) in enumerate(items):
+        candidates: list[tuple[int, int]] = []
         for other in (value, *neighbours.get(value, ())):
-            earlier = first_path[other]
-            if earlier < path:
-                candidate = (hamming(value, other), earlier)
-                best = candidate if best is None else min(best, candidate)
-        if best is not None:
-            found.append((path, best[1], best[0]))
+            distance = hamming(value, other)
+            for earlier in holders[other][:MAX_CONFIRM]:
+                if earlier >= index:
+                    break
+                candidates.append((earlier, distance))
+        for earlier, distance in heapq.nsmallest(MAX_CONFIRM, candidates):
+            if confirm is None or confirm(earlier, index):
+                found.append((path, items[earlier][0], distance))
+                break
     return found

@@ -1,13 +1,16 @@
-"""Probe one image file: size, format, content hash, truncation, and a perceptual hash.
+"""Probe one image file: size, format, content hash, truncation, and its thumbnail.
 
 No full decode for the audit itself: ``headers.parse_header`` reads format and size from
 the first bytes (Pillow's ``Image.open`` takes over for anything it does not recognise),
 the content hash streams the bytes, and truncation is judged from the file's tail (a JPEG
 must end its last scan with an EOI marker, a PNG must have its IEND chunk, a WebP or BMP
-must be as long as its header says). The perceptual hash for near-duplicates is the one
-part that decodes pixels: JPEG through ``draft()`` at up to 1/8 scale (cheap), PNG, WebP
-and BMP in full (their codecs cannot decode at a reduced size). It is optional
-(``near_duplicates``) and also catches corrupt image bodies that no header shows.
+must be as long as its header says). The pixel pass (``near_duplicates``) decodes the
+picture once, at reduced size where the format allows (``thumbs``): it yields the thumbnail
+for near-duplicates and catches corrupt image bodies that no header shows.
+
+A probe made earlier (``cached``, from ``probecache``) is reused when the file's size and
+modification time are unchanged and its first bytes still show the same header: the file
+is then opened and its head read, nothing more.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import IO, Final
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from tuilora.dataset.headers import Header, parse_header
+from tuilora.dataset.thumbs import Fingerprint, decode_fingerprint, pillow_error
 
 # sd-scripts' IMAGE_EXTENSIONS (library/train_util.py): these exact spellings only, since
 # it globs case-sensitively; ".Png" or ".Jpg" is silently left out of training.
@@ -51,28 +55,27 @@ FORMAT_EXTENSION: Final[dict[str, str]] = {
 }
 
 # Files up to this size are read in one call and parsed from memory (one syscall, no
-# seeks); larger ones are hashed in chunks so memory stays bounded per worker thread.
+# seeks); larger ones are hashed in chunks so memory stays bounded per worker.
 IN_MEMORY_LIMIT: Final = 8 * 1024 * 1024
 CHUNK: Final = 1024 * 1024
 TAIL: Final = 64 * 1024
-# The thumbnail the perceptual hash is computed from: 9×9 gives 8×8 horizontal and 8×8
-# vertical gradient bits (a 128-bit dHash). Decoding JPEG at >= 64 px lets draft() pick
-# its 1/8 DCT scale for anything from 512 px up.
-HASH_SIDE: Final = 9
-DRAFT_SIDE: Final = 64
 EXIF_ORIENTATION: Final = 0x0112
 
-_PILLOW_FORMATS: Final = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF"})
 _JPEG_EOI: Final = b"\xff\xd9"
 _JPEG_SOS: Final = b"\xff\xda"
 _PNG_IEND: Final = b"\x00\x00\x00\x00IEND"
+# Samples per pixel of each PNG colour type (grey, RGB, palette, grey+alpha, RGBA).
+_PNG_CHANNELS: Final[dict[int, int]] = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ZLIB_MAX_RATIO: Final = 1032
 
 
 @dataclass(frozen=True, slots=True)
 class ImageProbe:
     """What one image file told us. ``failure`` is ``(problem id, detail)`` when it cannot
     be used for training (unreadable, truncated, too large to open); sizes are then None
-    unless the header was still readable."""
+    unless the header was still readable. ``pixels_checked`` says the pixel pass ran (or
+    was deliberately skipped for a picture too large to decode); ``thumb`` and ``dhash``
+    are its result. ``mtime_ns`` and ``size_bytes`` key the probe cache (0: not cacheable)."""
 
     size_bytes: int
     digest: bytes | None
@@ -82,10 +85,17 @@ class ImageProbe:
     orientation: int
     dhash: int | None
     failure: tuple[str, str] | None
+    mtime_ns: int = 0
+    pixels_checked: bool = False
+    thumb: bytes | None = None
 
 
-def _failed(size: int, problem_id: str, detail: str, digest: bytes | None = None) -> ImageProbe:
-    return ImageProbe(size, digest, None, None, None, 1, None, (problem_id, detail))
+def _failed(
+    size: int, problem_id: str, detail: str, digest: bytes | None = None, mtime_ns: int = 0
+) -> ImageProbe:
+    """A file that cannot be trained: final, so the pixel pass counts as done."""
+    failure = (problem_id, detail)
+    return ImageProbe(size, digest, None, None, None, 1, None, failure, mtime_ns, True)
 
 
 def _truncation(fmt: str | None, head: bytes, tail: bytes, size: int) -> str | None:
@@ -99,7 +109,9 @@ def _truncation(fmt: str | None, head: bytes, tail: bytes, size: int) -> str | N
             return None
         return "the JPEG has no end-of-image marker"
     if fmt == "PNG":
-        return None if _PNG_IEND in tail else "the PNG has no IEND chunk"
+        if _PNG_IEND not in tail:
+            return "the PNG has no IEND chunk"
+        return _png_too_small(head, size)
     if fmt == "WEBP" and len(head) >= 8:
         declared = int.from_bytes(head[4:8], "little") + 8
         return f"{size} of {declared} bytes present" if size < declared else None
@@ -109,45 +121,22 @@ def _truncation(fmt: str | None, head: bytes, tail: bytes, size: int) -> str | N
     return None
 
 
-# Constants for _greater_bits: 64 lanes of 16 bits, each lane holding one byte.
-_LANES: Final = 64
-_ONES: Final = int.from_bytes(b"\x01\x00" * _LANES, "little")
-_LOW_BITS: Final = _ONES
-_BIT_CHARS: Final = bytes.maketrans(b"\x00\x01", b"01")
+def _png_too_small(head: bytes, size: int) -> str | None:
+    """Why a PNG cannot hold the picture its header declares, or None.
 
-
-def _greater_bits(high: bytes, low: bytes) -> int:
-    """A 64-bit mask whose bit i says ``high[i] > low[i]``, for 64-byte inputs.
-
-    Works on all 64 pairs at once with big-integer arithmetic (every step runs in C): each
-    byte sits in its own 16-bit lane, offset by 512 so that ``512 + high - low - 1``
-    never borrows from the next lane, and bit 9 of a lane is set exactly when
-    ``high > low``. A Python loop over the pairs would hold the GIL ~20× longer, which
-    stalls the other scan threads.
+    zlib packs at most 1032 bytes into one, so a file much smaller than the raw rows
+    divided by that holds a lying or cut header (e.g. 50,000 px wide in 100 bytes). This
+    is what keeps a hostile header from making the decoder allocate the declared picture.
     """
-    spread_high = bytearray(b"\x00\x02" * _LANES)
-    spread_high[0::2] = high
-    spread_low = bytearray(2 * _LANES)
-    spread_low[0::2] = low
-    diff = int.from_bytes(spread_high, "little") - int.from_bytes(spread_low, "little") - _ONES
-    flags = ((diff >> 9) & _LOW_BITS).to_bytes(2 * _LANES, "little")[0::2]
-    return int(flags.translate(_BIT_CHARS), 2)
-
-
-def _dhash(image: Image.Image) -> int:
-    """128-bit difference hash: left-right and top-bottom brightness gradients of a 9×9
-    grey thumbnail (64 bits each). Resizing before the grey conversion converts 81 pixels
-    instead of the whole image."""
-    if image.mode not in ("L", "RGB", "RGBA", "LA"):
-        image = image.convert("L")  # palette and 1-bit images resize only by nearest pixel
-    px = image.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX).convert("L").tobytes()
-    rows = range(0, HASH_SIDE * (HASH_SIDE - 1), HASH_SIDE)
-    top_left = b"".join(px[at : at + 8] for at in rows)
-    shifted_right = b"".join(px[at + 1 : at + 9] for at in rows)
-    shifted_down = b"".join(px[at + HASH_SIDE : at + HASH_SIDE + 8] for at in rows)
-    across = _greater_bits(shifted_right, top_left)
-    down = _greater_bits(shifted_down, top_left)
-    return (across << 64) | down
+    if len(head) < 26:
+        return None
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    channels = _PNG_CHANNELS.get(head[25], 4)
+    row_bytes = 1 + (width * channels * head[24] + 7) // 8
+    least = height * row_bytes // _ZLIB_MAX_RATIO
+    if size >= least:
+        return None
+    return f"{size:,} bytes cannot hold a {width}x{height} PNG (at least {least:,} needed)"
 
 
 def _read(handle: IO[bytes], size: int) -> tuple[bytes, bytes, bytes]:
@@ -164,16 +153,6 @@ def _read(handle: IO[bytes], size: int) -> tuple[bytes, bytes, bytes]:
     return data, digest.digest(), last[-TAIL:]
 
 
-def _pillow_error(exc: Exception) -> tuple[str, str]:
-    if isinstance(exc, Image.DecompressionBombError):
-        return ("decompression-bomb", str(exc))
-    if isinstance(exc, UnidentifiedImageError):
-        return ("unreadable-image", "Pillow cannot identify it as an image")
-    text = str(exc)
-    problem_id = "truncated-image" if "truncated" in text.lower() else "unreadable-image"
-    return (problem_id, f"{type(exc).__name__}: {text}")
-
-
 def _pillow_header(source: str | IO[bytes]) -> Header | tuple[str, str]:
     """Ask Pillow for what ``parse_header`` was unsure of; a failure as (id, detail)."""
     try:
@@ -188,41 +167,62 @@ def _pillow_header(source: str | IO[bytes]) -> Header | tuple[str, str]:
     # Pillow's parsers raise many types on hostile or damaged input (OSError, SyntaxError,
     # struct.error, ValueError, ...); each means the same to the user: it cannot be read.
     except Exception as exc:
-        return _pillow_error(exc)
+        return pillow_error(exc)
 
 
-def _decode_hash(source: str | IO[bytes], fmt: str) -> int | None | tuple[str, str]:
-    """The perceptual hash, None for a mode Pillow cannot grey, or a decode failure."""
-    # Naming the format the header showed skips Pillow's trial of every plugin (half the
-    # cost of opening a small file).
-    formats = [fmt] if fmt in _PILLOW_FORMATS else None
-    try:
-        with Image.open(source, formats=formats) as image:
-            # draft() must come before load(): it makes the JPEG decoder scale by 1/8 in
-            # the DCT, so the pixels at full size are never produced (no-op elsewhere).
-            image.draft("L", (DRAFT_SIDE, DRAFT_SIDE))
-            image.load()
-            try:
-                return _dhash(image)
-            except (ValueError, OSError):  # an exotic mode (e.g. I;16B) cannot become grey
-                return None
-    except Exception as exc:  # same reasoning as in _pillow_header
-        return _pillow_error(exc)
+def _still_valid(handle: IO[bytes], cached: ImageProbe) -> bool:
+    """True when the file's head still shows the header the cached probe recorded."""
+    header = parse_header(handle.read(TAIL))
+    if header is None:
+        return True  # a file only Pillow could parse: size and mtime must do
+    return (header.format, header.width, header.height, header.orientation) == (
+        cached.format,
+        cached.width,
+        cached.height,
+        cached.orientation,
+    )
 
 
-def probe_image(path: str, *, near_duplicates: bool = True) -> ImageProbe:
-    """Probe the image at ``path``; never raises for a bad file (it becomes ``failure``)."""
+def probe_image(
+    path: str, *, near_duplicates: bool = True, cached: ImageProbe | None = None
+) -> ImageProbe:
+    """Probe the image at ``path``; never raises for a bad file (it becomes ``failure``).
+
+    ``cached`` is an earlier probe of the same path: it is returned as is when the file
+    has the same size and modification time, its head still shows the same header, and
+    it covers what is asked (the pixel pass when ``near_duplicates``).
+    """
     try:
         with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
+            stat = os.fstat(handle.fileno())
+            size, mtime = stat.st_size, stat.st_mtime_ns
+            if (
+                cached is not None
+                and (cached.size_bytes, cached.mtime_ns) == (size, mtime)
+                and (cached.pixels_checked or not near_duplicates)
+                and _still_valid(handle, cached)
+            ):
+                return cached
             if size == 0:
-                return _failed(0, "unreadable-image", "the file is empty (0 bytes)")
+                return _failed(0, "unreadable-image", "the file is empty (0 bytes)", None, mtime)
+            handle.seek(0)
             data, digest, tail = _read(handle, size)
     except PermissionError:
         return _failed(0, "unreadable-image", "permission denied")
     except OSError as exc:
         return _failed(0, "unreadable-image", exc.strerror or type(exc).__name__)
+    return _probe_bytes(path, data, digest, tail, size, mtime, near_duplicates)
 
+
+def _probe_bytes(
+    path: str,
+    data: bytes,
+    digest: bytes,
+    tail: bytes,
+    size: int,
+    mtime: int,
+    near_duplicates: bool,
+) -> ImageProbe:
     def source() -> str | IO[bytes]:
         return io.BytesIO(data) if len(data) == size else path
 
@@ -230,26 +230,52 @@ def probe_image(path: str, *, near_duplicates: bool = True) -> ImageProbe:
     if header is None:
         found = _pillow_header(source())
         if not isinstance(found, Header):
-            return _failed(size, *found, digest=digest)
+            return _failed(size, *found, digest=digest, mtime_ns=mtime)
         header = found
     width, height, fmt = header.width, header.height, header.format
-    known = ImageProbe(size, digest, width, height, fmt, header.orientation, None, None)
+    orientation = header.orientation
     if width < 1 or height < 1:
-        return _failed(size, "unreadable-image", f"its header says {width}x{height} px", digest)
+        detail = f"its header says {width}x{height} px"
+        return _failed(size, "unreadable-image", detail, digest, mtime)
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and width * height > 2 * limit:
-        # Pillow refuses these outright (DecompressionBombError), so training would too
+        # Pillow refuses these outright (DecompressionBombError), so training would too;
+        # nothing is decoded, so a lying header costs no memory
         detail = f"{width}x{height} = {width * height:,} px, Pillow's limit is {2 * limit:,}"
-        return _failed(size, "decompression-bomb", detail, digest)
+        return _failed(size, "decompression-bomb", detail, digest, mtime)
     cut = _truncation(fmt, data[:TAIL], tail, size)
     if cut is not None:
-        return replace(known, failure=("truncated-image", cut))
-    if near_duplicates and (limit is None or width * height <= limit):
-        hashed = _decode_hash(source(), fmt)
-        if isinstance(hashed, tuple):
-            return replace(known, failure=hashed)
-        return replace(known, dhash=hashed)
-    return known
+        cut_short = ("truncated-image", cut)
+        return ImageProbe(
+            size, digest, width, height, fmt, orientation, None, cut_short, mtime, True
+        )
+    if not near_duplicates:
+        return ImageProbe(size, digest, width, height, fmt, orientation, None, None, mtime)
+    if limit is not None and width * height > limit:  # huge: not decoded for a thumbnail
+        return ImageProbe(size, digest, width, height, fmt, orientation, None, None, mtime, True)
+    decoded = decode_fingerprint(source(), fmt)
+    dhash: int | None = None
+    thumb: bytes | None = None
+    failure: tuple[str, str] | None = None
+    if isinstance(decoded, Fingerprint):
+        dhash, thumb = decoded.dhash, decoded.thumb
+    else:
+        failure = decoded
+    return ImageProbe(
+        size, digest, width, height, fmt, orientation, dhash, failure, mtime, True, thumb
+    )
+
+
+def training_size(path: str) -> tuple[int, int] | str:
+    """The (width, height) of an image that training can load, or why it cannot (one
+    line): the audit's own verdict, so training skips exactly the images the audit does
+    not count."""
+    probe = probe_image(path, near_duplicates=True)
+    if probe.failure is not None:
+        return probe.failure[1]
+    if probe.width is None or probe.height is None:
+        return "its size cannot be read"
+    return (probe.width, probe.height)
 
 
 def hamming(a: int, b: int) -> int:

@@ -3,10 +3,15 @@
 sd-scripts (``config_util.generate_dreambooth_subsets_config_by_subdirs``) looks one level
 down: every subfolder whose name splits on ``_`` into an integer ``N >= 1`` and the rest
 (the class token) is a subset with N repeats; any other folder is skipped with a log line
-that is easy to miss. In a subset it globs ``*.png``, ``*.PNG``, ... (case-sensitive, no
-hidden files, no recursion). This module lists exactly those files, never recurses, and so
-cannot loop on symbolic links; everything it skips that the user probably meant to train
-becomes a problem.
+that is easy to miss ("ignore directory without repeats"). In a subset it globs ``*.png``,
+``*.PNG``, ... (``train_util.glob_images``: case-sensitive, no hidden files, no recursion).
+This module lists exactly those files, never recurses, and so cannot loop on symbolic
+links; everything it skips that the user probably meant to train becomes a problem.
+
+``Layout.folders`` are the folders sd-scripts trains, and the only ones anything counts or
+trains (the engine reads them too). A misnamed folder that holds images goes to
+``Layout.skipped``: its files are still audited, as its suggested rename would train them,
+so one check names every problem, but none of its images is counted.
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ class Folder:
     is_reg: bool
     images: list[str] = field(default_factory=list)
     captions: set[str] = field(default_factory=set)
+    # names sd-scripts' glob takes for images that are no files (folders, broken links)
+    not_files: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class Layout:
     folders: list[Folder] = field(default_factory=list)
+    skipped: list[Folder] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -125,18 +133,26 @@ def discover(root: str, *, is_reg: bool, caption_extension: str) -> Layout:
             if parsed is None:
                 if _check_skipped_folder(layout, root, name):
                     # Audit its files too, as the suggested rename (1_<name>) would train
-                    # them, so one check names every problem instead of one per rename.
+                    # them, so one check names every problem instead of one per rename;
+                    # sd-scripts skips the folder, so nothing in it is counted.
                     repeats, tokens = parse_folder_name(_suggested_name(name)) or (1, name)
-                    folder = Folder(name, entry.path, _join(root, name), repeats, tokens, is_reg)
+                    folder = Folder(
+                        name, entry.path, _join(root, name), repeats, display_path(tokens), is_reg
+                    )
                     if _fill_folder(layout, folder, caption_extension):
-                        layout.folders.append(folder)
+                        layout.skipped.append(folder)
                 continue
             real = os.path.realpath(entry.path)
             if real in seen_real:
                 layout.problems.append(_duplicate_folder(root, name, seen_real[real]))
                 continue
             seen_real[real] = name
-            folder = Folder(name, entry.path, _join(root, name), *parsed, is_reg)
+            # the class token becomes a caption: bytes that are not UTF-8 turn into U+FFFD
+            # here, so no message, report or tokenizer ever meets a lone surrogate
+            repeats, tokens = parsed
+            folder = Folder(
+                name, entry.path, _join(root, name), repeats, display_path(tokens), is_reg
+            )
             if _fill_folder(layout, folder, caption_extension):
                 layout.folders.append(folder)
         elif _is_file(entry):
@@ -145,7 +161,8 @@ def discover(root: str, *, is_reg: bool, caption_extension: str) -> Layout:
         elif _is_link(entry):
             layout.problems.append(_broken_link(_join(root, name)))
     if loose_images:
-        layout.problems.append(_loose_images(root, loose_images, has_folders=bool(layout.folders)))
+        has_folders = bool(layout.folders or layout.skipped)
+        layout.problems.append(_loose_images(root, loose_images, has_folders=has_folders))
     return layout
 
 
@@ -179,6 +196,12 @@ def _fill_folder(layout: Layout, folder: Folder, caption_extension: str) -> bool
                     "rename it using UTF-8 (e.g. `convmv -f latin1 -t utf-8 --notest`)",
                 )
             )
+        if ext in IMAGE_EXTENSIONS and not _is_file(entry):
+            # sd-scripts' glob matches any name, so it would take this for an image and
+            # stop when it opens it; nothing here can be trained, so it is not counted.
+            layout.problems.append(_not_an_image_file(shown, entry))
+            folder.not_files.append(name)
+            continue
         if _is_dir(entry):
             layout.problems.append(
                 problem(
@@ -213,8 +236,8 @@ def _check_skipped_folder(layout: Layout, root: str, name: str) -> bool:
         problem(
             "bad-folder-name",
             shown,
-            f"{shown}: {count} image(s) in a folder sd-scripts skips: the name must be "
-            "<repeats>_<name> with repeats >= 1",
+            f"{shown}: sd-scripts skips this folder and its {count} image(s), which are not "
+            "counted: the name must be <repeats>_<name> with repeats >= 1",
             f"rename it: mv '{shown}' '{target}' (1 repeat and more epochs is the guide's advice)",
             ("G-START-EPOCHS",),
         )
@@ -266,6 +289,24 @@ def _duplicate_folder(root: str, name: str, first: str) -> Problem:
         shown,
         f"{shown} is the same folder as {_join(root, first)} (a link); sd-scripts trains it twice",
         "remove the link, or raise the first folder's repeats if the double weight was meant",
+    )
+
+
+def _not_an_image_file(shown: str, entry: os.DirEntry[str]) -> Problem:
+    if _is_dir(entry):
+        what = "a folder, not an image file"
+        fix = f"rename it so that its name does not end in {os.path.splitext(shown)[1]}"
+    elif _is_link(entry):
+        what = "a symbolic link that loops or points nowhere"
+        fix = f"remove it (rm '{shown}') or point it at a real image"
+    else:
+        what, fix = "not a regular file (a device or a pipe)", f"remove it (rm '{shown}')"
+    return problem(
+        "unreadable-image",
+        shown,
+        f"{shown} cannot be read: it is {what}; sd-scripts takes it for an image and "
+        "stops, tuilora train skips it; not counted",
+        fix,
     )
 
 

@@ -32,7 +32,8 @@ class ImageRecord:
     """One image file sd-scripts would load. ``usable`` is False when it cannot be read
     (its problems say why); ``caption`` is what sd-scripts trains it with: the caption's
     first line, the folder's class token when the caption is missing, or None when the
-    caption file is unusable."""
+    caption file is unusable. ``trained`` is False for an image in a folder sd-scripts
+    skips (audited all the same, never counted)."""
 
     path: str
     folder: str
@@ -45,13 +46,16 @@ class ImageRecord:
     caption: str | None
     has_caption_file: bool
     usable: bool
+    trained: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class FolderReport:
-    """One ``<repeats>_<name>`` folder. ``images`` counts every file sd-scripts globs
-    (readable or not: that is the number it trains with); ``captioned`` those with a
-    caption file whose first line has text."""
+    """One ``<repeats>_<name>`` folder. ``images`` counts the images that train: the files
+    sd-scripts globs, less the ``unreadable`` ones (sd-scripts would stop on them, tuilora
+    skips them); ``captioned`` those of them with a caption whose first line has text. For
+    a folder sd-scripts skips (``DatasetReport.skipped_folders``) the counts say what its
+    suggested rename would train; nothing in it is counted in the totals."""
 
     name: str
     path: str
@@ -60,6 +64,7 @@ class FolderReport:
     is_reg: bool
     images: int
     captioned: int
+    unreadable: int = 0
 
     @property
     def images_x_repeats(self) -> int:
@@ -113,7 +118,9 @@ class TagReport:
 
 @dataclass(frozen=True, slots=True)
 class DatasetReport:
-    """Everything a scan found. ``problems`` is sorted errors first."""
+    """Everything a scan found. ``problems`` is sorted errors first. ``folders`` are the
+    folders sd-scripts trains; ``skipped_folders`` those it skips (misnamed, with images),
+    which count nowhere."""
 
     path: str
     reg_dir: str | None
@@ -123,10 +130,21 @@ class DatasetReport:
     buckets: tuple[BucketCount, ...]
     tags: TagReport
     problems: tuple[Problem, ...]
+    skipped_folders: tuple[FolderReport, ...] = ()
 
     @property
     def train_folders(self) -> tuple[FolderReport, ...]:
         return tuple(folder for folder in self.folders if not folder.is_reg)
+
+    @property
+    def unreadable_images(self) -> int:
+        """Training images that cannot be loaded (not counted in ``total_images``)."""
+        return sum(folder.unreadable for folder in self.train_folders)
+
+    @property
+    def skipped_images(self) -> int:
+        """Readable images in training folders sd-scripts skips (not counted either)."""
+        return sum(folder.images for folder in self.skipped_folders if not folder.is_reg)
 
     @property
     def total_images(self) -> int:

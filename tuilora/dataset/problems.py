@@ -45,6 +45,7 @@ CATALOGUE: Final[dict[str, ProblemKind]] = {
     "missing-caption": ProblemKind("warning", "image has no caption", ("G-NEEDS-CAPTIONS",)),
     "blank-caption": ProblemKind("warning", "caption has no text", ("G-NEEDS-CAPTIONS",)),
     "caption-bom": ProblemKind("warning", "caption starts with a byte-order mark"),
+    "long-caption": ProblemKind("warning", "caption file is far too long"),
     "duplicate-image": ProblemKind("warning", "exact duplicate image"),
     "wrong-extension": ProblemKind("warning", "extension does not match the content"),
     "ignored-extension": ProblemKind("warning", "image extension sd-scripts does not read"),

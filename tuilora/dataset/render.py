@@ -54,6 +54,23 @@ def _folders(report: DatasetReport) -> Table:
     return table
 
 
+def _not_counted(report: DatasetReport) -> Text | None:
+    """What the counts leave out, and why: said next to the totals, not only in the list
+    of problems."""
+    parts = []
+    unreadable = sum(folder.unreadable for folder in report.folders)
+    if unreadable:
+        parts.append(f"{unreadable} image(s) that cannot be read")
+    for folder in report.skipped_folders:
+        parts.append(
+            f"{folder.images + folder.unreadable} image(s) in {folder.name}"
+            " (no <repeats>_ prefix: sd-scripts skips the folder)"
+        )
+    if not parts:
+        return None
+    return Text.assemble(("Not counted: ", "bold"), "; ".join(parts), style="yellow")
+
+
 def _problems(report: DatasetReport) -> RenderableType:
     if not report.problems:
         return Text("No problems found.", style="green")
@@ -170,6 +187,9 @@ def render_report(report: DatasetReport, console: Console) -> None:
     )
     console.print(header)
     console.print(_folders(report))
+    not_counted = _not_counted(report)
+    if not_counted is not None:
+        console.print(not_counted)
     console.print()
     console.print(_problems(report))
     console.print()

@@ -33,6 +33,8 @@ def report_to_dict(report: DatasetReport) -> dict[str, object]:
             "images": report.total_images,
             "images_x_repeats": report.total_images_x_repeats,
             "captioned": report.captioned,
+            "unreadable_images": report.unreadable_images,
+            "skipped_images": report.skipped_images,
             "reg_images": report.reg_images,
             "errors": report.count("error"),
             "warnings": report.count("warning"),
@@ -49,8 +51,19 @@ def report_to_dict(report: DatasetReport) -> dict[str, object]:
                 "images": folder.images,
                 "images_x_repeats": folder.images_x_repeats,
                 "captioned": folder.captioned,
+                "unreadable": folder.unreadable,
             }
             for folder in report.folders
+        ],
+        "skipped_folders": [
+            {
+                "name": folder.name,
+                "path": folder.path,
+                "is_reg": folder.is_reg,
+                "images": folder.images,
+                "unreadable": folder.unreadable,
+            }
+            for folder in report.skipped_folders
         ],
         "buckets": [asdict(bucket) for bucket in report.buckets],
         "tags": {

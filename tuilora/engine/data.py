@@ -11,6 +11,7 @@ skips the batches already done.
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,8 +26,11 @@ from tuilora.advisor import steps
 from tuilora.config import TrainingConfig
 from tuilora.dataset.buckets import BucketChoice, BucketPlan, select_bucket
 from tuilora.dataset.captions import read_caption
+from tuilora.dataset.images import training_size
 from tuilora.dataset.layout import discover
 from tuilora.errors import UserError
+
+log = logging.getLogger("tuilora.train")
 
 
 @dataclass
@@ -117,11 +121,13 @@ def _items_in(
             caption = read_caption(str(path.with_suffix(config.caption_extension))).text
             if caption is None:
                 caption = folder.class_tokens  # sd-scripts: the folder's class token
-            try:
-                with Image.open(path) as image:
-                    width, height = image.size
-            except (OSError, Image.DecompressionBombError):
-                continue  # the dataset check reports unreadable images; training skips them
+            size = training_size(str(path))
+            if isinstance(size, str):
+                # the dataset check reports it (an error, shown as a warning event under
+                # --force) and does not count it; training skips it the same way
+                log.warning("%s is skipped: it cannot be loaded (%s)", path, size)
+                continue
+            width, height = size
             choice = _choose(config, plan, (width, height))
             face = face_from_name(path) if config.face_crop_aug_range else None
             for _ in range(folder.repeats):
