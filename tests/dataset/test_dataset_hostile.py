@@ -171,3 +171,27 @@ def test_a_real_wide_image_is_still_read(tmp_path: Path, make_image: MakeImage) 
     assert report.total_images == 1
     assert {p.id for p in report.problems} >= {"extreme-aspect"}
     assert not report.has_errors
+
+
+def test_advise_counts_neither_a_skipped_folder_nor_a_broken_image(
+    character_set: Path, make_image: MakeImage, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16: `advise --dataset` listed a folder without the N_ prefix as `1_<name>` and
+    counted it, and counted a broken image."""
+    for index in range(3):
+        make_image(character_set / "aria_noreps" / f"{index}.png", (512, 512), seed=80 + index)
+    (character_set / "10_aria" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 10)
+    base = ["advise", "--category", "C", "--vram", "12", "--dataset", str(character_set)]
+    code, text = _run([*base, "--format", "json"], capsys)
+    assert code == 0
+    result = json.loads(text)
+    assert result["plan"]["folders"] == [{"name": "aria", "repeats": 10, "images": 12}]
+    assert result["plan"]["steps_per_epoch"] == 120
+    messages = " ".join(w["message"] for w in result["warnings"])
+    assert (
+        "aria_noreps: sd-scripts skips this folder and its 3 image(s), which are not counted"
+        in (messages)
+    )
+    assert "broken.png cannot be read" in messages and "not counted" in messages
+    code, text = _run(base, capsys)
+    assert code == 0 and "1_aria_noreps" not in text.split("Dataset error")[0]
