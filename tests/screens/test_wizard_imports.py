@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+import tuilora.wizard
 
 HEAVY = ("torch", "diffusers", "transformers", "accelerate", "safetensors")
 
@@ -41,12 +44,23 @@ def test_the_app_paints_without_the_training_stack(tmp_path: object) -> None:
     assert loaded.isdisjoint(HEAVY)
 
 
-@pytest.mark.parametrize(
-    "module", ["state", "memory", "fields", "steps", "actions", "dataset_view"]
-)
+#: Every module of the headless wizard package, plus the screens' pure text renderers.
+HEADLESS = sorted(
+    f"tuilora.wizard.{path.stem}"
+    for path in Path(tuilora.wizard.__file__).parent.glob("*.py")
+    if path.stem != "__init__"
+) + ["tuilora.screens.dataset_view", "tuilora.screens.monitor_text"]
+
+
+def test_the_wizard_package_holds_the_headless_parts() -> None:
+    names = {name.rsplit(".", 1)[1] for name in HEADLESS}
+    assert {"state", "memory", "fields", "steps", "actions"} <= names
+
+
+@pytest.mark.parametrize("module", HEADLESS)
 def test_the_wizard_logic_imports_without_textual(module: str, tmp_path: object) -> None:
     code = (
-        f"import json, sys, tuilora.screens.{module}\n"
+        f"import json, sys, {module}\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     loaded = modules_after(code, str(tmp_path))

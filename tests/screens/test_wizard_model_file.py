@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from tuilora.screens.app import WizardApp
 from tuilora.screens.hardware import HardwareScreen
-from tuilora.screens.state import WizardState
+from tuilora.wizard.state import WizardState
 
 pytestmark = pytest.mark.anyio
 

@@ -16,11 +16,11 @@ from tuilora.screens.details import DetailsScreen
 from tuilora.screens.dialogs import ConfirmQuit, HelpScreen
 from tuilora.screens.finish import FinishScreen
 from tuilora.screens.hardware import HardwareScreen
-from tuilora.screens.memory import load_last
 from tuilora.screens.review import ReviewScreen
 from tuilora.screens.run_summary import RunScreen
 from tuilora.screens.subject import CategoryScreen, SubjectScreen
 from tuilora.screens.welcome import WelcomeScreen
+from tuilora.wizard.memory import load_last
 
 pytestmark = pytest.mark.anyio
 SIZE = (80, 24)

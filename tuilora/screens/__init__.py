@@ -1,5 +1,5 @@
-"""The Textual screens of ``tuilora`` (the wizard); they talk to advisor, dataset and runs.
+"""The Textual screens of ``tuilora``: the wizard's steps, the monitor and the checklist.
 
-Nothing is imported here so that ``tuilora.screens.state`` and friends stay usable (and
-testable) without loading Textual; the app is ``tuilora.screens.app.run_app``.
+They draw the headless ``tuilora.wizard`` (answers, advice, exports) and talk to advisor,
+dataset and runs; the app is ``tuilora.screens.app.run_app``. Nothing is imported here.
 """

@@ -16,8 +16,8 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from tuilora.advisor.recommend import Recommendation
-from tuilora.screens.fields import show
-from tuilora.screens.state import Advice
+from tuilora.wizard.fields import show
+from tuilora.wizard.state import Advice
 
 #: (config key or plan entry, short label); the panel is about 30 columns wide.
 VALUES: Final = (

@@ -22,22 +22,22 @@ from textual.worker import Worker, WorkerState
 
 from tuilora.errors import UserError
 from tuilora.runs.status import is_run_folder
-from tuilora.screens.actions import Runner
 from tuilora.screens.base import StepScreen
 from tuilora.screens.dataset_step import DatasetScreen
 from tuilora.screens.details import DetailsScreen
 from tuilora.screens.dialogs import ConfirmQuit, HelpScreen
 from tuilora.screens.finish import FinishScreen
 from tuilora.screens.hardware import HardwareScreen
-from tuilora.screens.memory import load_last, save_last
 from tuilora.screens.question_field import QuestionField
 from tuilora.screens.review import ReviewScreen
 from tuilora.screens.run_summary import RunScreen
-from tuilora.screens.state import Mode, WizardState
-from tuilora.screens.steps import next_step
 from tuilora.screens.styles import CSS as WIZARD_CSS
 from tuilora.screens.subject import CategoryScreen, SubjectScreen
 from tuilora.screens.welcome import WelcomeScreen
+from tuilora.wizard.actions import Runner
+from tuilora.wizard.memory import load_last, save_last
+from tuilora.wizard.state import Mode, WizardState
+from tuilora.wizard.steps import next_step
 
 if TYPE_CHECKING:
     from tuilora.dataset.model import DatasetReport

@@ -17,8 +17,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 
 from tuilora.screens.advice_panel import AdvicePanel
-from tuilora.screens.state import Advice
-from tuilora.screens.steps import position
+from tuilora.wizard.state import Advice
+from tuilora.wizard.steps import position
 
 if TYPE_CHECKING:
     from tuilora.screens.app import WizardApp

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from tuilora.advisor.answers import Answers, Question
 from tuilora.screens.base import StepScreen
 from tuilora.screens.question_field import QuestionField
-from tuilora.screens.steps import STEP_OF
+from tuilora.wizard.steps import STEP_OF
 
 
 def questions_for(step: str, subject: str) -> tuple[Question, ...]:

@@ -18,7 +18,10 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, RadioSet, Static
 
 from tuilora.errors import UserError
-from tuilora.screens.actions import (
+from tuilora.screens.base import StepScreen
+from tuilora.screens.path_input import PathSuggester
+from tuilora.screens.question_field import Choices, Radio
+from tuilora.wizard.actions import (
     EXPORTS,
     PreparedRun,
     RunExists,
@@ -32,10 +35,7 @@ from tuilora.screens.actions import (
     save_export,
     watch_command,
 )
-from tuilora.screens.base import StepScreen
 from tuilora.screens.existing_run import Choice, ExistingRunDialog
-from tuilora.screens.path_input import PathSuggester
-from tuilora.screens.question_field import Choices, Radio
 
 
 class FinishScreen(StepScreen):

@@ -19,7 +19,7 @@ from textual.widgets import Checkbox, Input, Label, RadioButton, RadioSet, Selec
 
 from tuilora.advisor.answers import Answers, Question, parse_number
 from tuilora.errors import UserError
-from tuilora.screens.fields import show
+from tuilora.wizard.fields import show
 
 #: Words beside each choice (presentation only; the values are the advisor's).
 CHOICE_NOTES: Final[dict[str, dict[str, str]]] = {

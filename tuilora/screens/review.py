@@ -23,8 +23,8 @@ from tuilora.config import field_help
 from tuilora.errors import UserError
 from tuilora.screens.advice_panel import reasons_text
 from tuilora.screens.base import StepScreen
-from tuilora.screens.fields import parse, show
-from tuilora.screens.state import Advice, WizardState
+from tuilora.wizard.fields import parse, show
+from tuilora.wizard.state import Advice, WizardState
 
 #: Paths are answers of the dataset and hardware steps (a scanned folder has its counts).
 _PATH_STEPS = {

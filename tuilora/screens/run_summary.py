@@ -22,9 +22,9 @@ from tuilora.errors import UserError
 from tuilora.runs.events import read_events
 from tuilora.runs.rundir import RunDir
 from tuilora.runs.status import is_run_folder
-from tuilora.screens.actions import watch_command
 from tuilora.screens.base import WizardScreen
 from tuilora.screens.path_input import PathSuggester
+from tuilora.wizard.actions import watch_command
 
 
 def run_summary(root: Path) -> Text:

@@ -17,7 +17,7 @@ from typing import Any, Final
 from tuilora.advisor.answers import QUESTIONS_BY_NAME, Answers
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
-from tuilora.screens.state import WizardState
+from tuilora.wizard.state import WizardState
 
 FILE_NAME: Final = "last-answers.json"
 _PATHS: Final = ("dataset_path", "model_path", "output_name", "output_dir")

@@ -28,7 +28,7 @@ from tuilora.fileio import write_atomic
 from tuilora.runs.lifecycle import LIVE
 from tuilora.runs.preflight import OldRun, check_training, existing_run_advice, find_old_run
 from tuilora.runs.rundir import RunDir
-from tuilora.screens.state import WizardState
+from tuilora.wizard.state import WizardState
 
 #: format -> (what the user sees, default file suffix after the LoRA name)
 EXPORTS: Final = {
