@@ -8,13 +8,16 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from textual.app import App
+from textual.binding import Binding, BindingType
 from textual.widgets import Input, RadioSet
 
 from tuilora.screens.checklist import ChecklistScreen
+from tuilora.screens.dialogs import Confirm, show_help
+from tuilora.screens.marks import FOCUS_CSS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 
@@ -64,7 +67,15 @@ def make_run(root: Path) -> Path:
 
 
 class ChecklistApp(App[None]):
-    """Pushes the checklist on start, as the monitor would; records what it returns."""
+    """Pushes the checklist on start, as the monitor would; records what it returns. Its
+    stylesheet and F1 are the monitor app's (``tuilora watch``), where the checklist runs."""
+
+    CSS = FOCUS_CSS
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("f1", "help", "Help", priority=True)]
+
+    def action_help(self) -> None:
+        show_help(self)
 
     def __init__(self, run_dir: Path, launched: list[Sequence[str]]) -> None:
         super().__init__()
@@ -152,7 +163,13 @@ async def _test_start_next_run_writes_the_folder_and_launches_training(run_dir: 
         radio.focus()
         await pilot.press("down", "enter")
         await pilot.pause()
-        await pilot.press("ctrl+s")
+        await pilot.press("ctrl+s")  # asks first
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm) and not launched
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, ChecklistScreen) and not Path("runs/aria-r2").exists()
+        await pilot.press("ctrl+s", "y")
         await pilot.pause()
     next_dir = Path("runs/aria-r2")
     config = next_dir / "from-diagnose.toml"
@@ -181,20 +198,45 @@ async def _missing_run() -> None:
     assert app.result is None
 
 
-def test_snapshot_fresh_checklist(run_dir: Path, snap_compare: Any) -> None:
-    async def settle(pilot: Any) -> None:
-        await _settle(pilot)
-
-    assert snap_compare(ChecklistApp(run_dir, []), terminal_size=(80, 24), run_before=settle)
+async def _fresh(pilot: Any) -> None:
+    await _settle(pilot)
 
 
-def test_snapshot_overfit_answers(run_dir: Path, snap_compare: Any) -> None:
-    async def answer(pilot: Any) -> None:
-        await _settle(pilot)
-        pilot.app.screen.query_one("#strength", RadioSet).focus()
-        await pilot.press("down", "enter")
-        pilot.app.screen.query_one("#object", Input).focus()
-        await pilot.press("b", "a", "g")
-        await pilot.pause()
+async def _answered(pilot: Any) -> None:
+    await _settle(pilot)
+    pilot.app.screen.query_one("#strength", RadioSet).focus()
+    await pilot.press("down", "enter")
+    pilot.app.screen.query_one("#object", Input).focus()
+    await pilot.press("b", "a", "g")
+    await pilot.pause()
 
-    assert snap_compare(ChecklistApp(run_dir, []), terminal_size=(80, 24), run_before=answer)
+
+async def _confirm_start(pilot: Any) -> None:
+    await _answered(pilot)
+    await pilot.press("ctrl+s")
+    await pilot.pause()
+
+
+async def _help(pilot: Any) -> None:
+    await _settle(pilot)
+    await pilot.press("f1")
+    await pilot.pause()
+
+
+SNAPSHOTS = {"fresh": _fresh, "answered": _answered, "confirm_start": _confirm_start, "help": _help}
+SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
+
+
+@pytest.mark.parametrize("size", sorted(SIZES))
+@pytest.mark.parametrize("name", sorted(SNAPSHOTS))
+def test_snapshot(name: str, size: str, run_dir: Path, snap_compare: Any) -> None:
+    app = ChecklistApp(run_dir, [])
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=SNAPSHOTS[name])
+
+
+def test_snapshot_no_color(
+    run_dir: Path, snap_compare: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = ChecklistApp(run_dir, [])
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_answered)

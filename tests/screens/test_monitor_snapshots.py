@@ -1,4 +1,4 @@
-"""The monitor at 80×24 on recorded runs, as SVG snapshots (``--snapshot-update`` to accept).
+"""The monitor at 80×24 and 120×40 on recorded runs, as SVG snapshots (``--snapshot-update``).
 
 Deterministic by construction: the events are recorded fixtures, the run folder is the
 relative ``runs/aria`` in a temporary working directory, a live run's pid is a fixed number
@@ -74,14 +74,35 @@ CASES: dict[str, tuple[str | None, int, bool, Callable[[Pilot[Any]], Awaitable[N
     "loading": ("loading", 0, True, settle_then()),
     "log_scale": ("rising", 0, False, settle_then("l")),
     "stop_dialog": ("torn", 0, True, settle_then("s")),
+    "help": ("torn", 0, True, settle_then("f1")),
 }
+SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 
 
+@pytest.mark.parametrize("size", sorted(SIZES))
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_monitor(
-    name: str, snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    name: str,
+    size: str,
+    snap_compare: SnapCompare,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fixture, count, live, before = CASES[name]
+    app = _monitor_app(name, tmp_path, monkeypatch)
+    assert snap_compare(app, run_before=CASES[name][3], terminal_size=SIZES[size])
+
+
+def test_monitor_no_color(
+    snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live run without colour: the focused button of the stop dialog reads as such."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = _monitor_app("stop_dialog", tmp_path, monkeypatch)
+    assert snap_compare(app, run_before=CASES["stop_dialog"][3], terminal_size=(80, 24))
+
+
+def _monitor_app(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MonitorApp:
+    fixture, count, live, _ = CASES[name]
     monkeypatch.chdir(tmp_path)
     run = Path("runs") / "aria"
     run.mkdir(parents=True)
@@ -93,5 +114,4 @@ def test_monitor(
     if live:
         (run / "pid").write_text(str(LIVE_PID), encoding="utf-8")
         monkeypatch.setattr("tuilora.runs.status.find_trainer", lambda root: Trainer(LIVE_PID, ""))
-    app = MonitorApp(run, clock=lambda: CLOCK)
-    assert snap_compare(app, run_before=before, terminal_size=(80, 24))
+    return MonitorApp(run, clock=lambda: CLOCK)

@@ -28,8 +28,14 @@ def test_the_monitor_in_tmux_at_80x24(tmp_path: Path) -> None:
     live = (tmp_path / "live.txt").read_text(encoding="utf-8").splitlines()
     assert len(live) == 24 and "RUNNING" in live[0]
     assert "no event for" not in live[0]
-    assert any("Leave (training continues)" in line for line in live)
+    assert "s Stop" in live[-1] and "q Leave" in live[-1] and "f1 Help" in live[-1]
+    assert any("training keeps running" in line for line in live)
+    help_keys = (tmp_path / "help.txt").read_text(encoding="utf-8")
+    assert all(f" {key} " in help_keys for key in "sclqi")  # the monitor's own keys on F1
     assert "Stop training aria?" in (tmp_path / "stop_dialog.txt").read_text(encoding="utf-8")
     stopped = (tmp_path / "stopped.txt").read_text(encoding="utf-8")
     assert "STOPPED" in stopped and "aria-step" in stopped
-    assert "final healthy.safetensors" in (tmp_path / "finished.txt").read_text("utf-8")
+    assert "tuilora train --resume runs/aria" in stopped  # the command, whole
+    assert "s Stop" not in stopped.splitlines()[-1]  # the footer follows the state
+    finished = (tmp_path / "finished.txt").read_text("utf-8")
+    assert "final healthy.safetensors" in finished and "s Stop" not in finished

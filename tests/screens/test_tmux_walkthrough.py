@@ -27,6 +27,12 @@ def test_a_user_walks_the_wizard_in_tmux(tmp_path: Path) -> None:
     for screen in screens:
         lines = screen.read_text(encoding="utf-8").splitlines()
         assert len(lines) <= 24 and all(len(line) <= 80 for line in lines), screen.name
-    review = (out / "08-review-edited.txt").read_text(encoding="utf-8")
+    review = (out / "09-review-edited.txt").read_text(encoding="utf-8")
     assert "Review and edit" in review and "*train_batch_size" in review
-    assert "Saved sd-scripts TOML" in (out / "09-saved.txt").read_text(encoding="utf-8")
+    assert "Keys: Review and edit" in (out / "10-review-help.txt").read_text(encoding="utf-8")
+    assert "Saved sd-scripts TOML" in (out / "11-saved.txt").read_text(encoding="utf-8")
+    command = (out / "12-command.txt").read_text(encoding="utf-8").splitlines()
+    assert command[3].startswith("accelerate launch") and command[3].endswith(" \\")
+    assert not any("│" in line for line in command)  # nothing framed beside it
+    samples = (out / "07-samples.txt").read_text(encoding="utf-8")
+    assert "--d 420" in samples

@@ -120,11 +120,24 @@ def test_memory_round_trip_and_bad_files(tmp_path: Path) -> None:
     target = tmp_path / "tuilora" / "last.json"
     state = character_state(images=40, male=True)
     state.model_path, state.output_name = "m.safetensors", "aria"
+    state.overrides = {"noise_offset": 0.06, "optimizer_args": ["decouple=True", "d_coef=2"]}
+    state.processes, state.sample_prompts, state.sample_every = 2, ["aria, smiling"], 3
     assert memory.save_last(state, target) == target
     loaded = memory.load_last(target)
     assert loaded is not None
     assert loaded.answers() == state.answers()
     assert (loaded.model_path, loaded.output_name) == ("m.safetensors", "aria")
+    assert loaded.overrides == state.overrides  # review edits come back
+    assert (loaded.processes, loaded.sample_prompts, loaded.sample_every) == (
+        2,
+        ["aria, smiling"],
+        3,
+    )
+    data = json.loads(target.read_text(encoding="utf-8"))
+    data["overrides"] = {"network_dim": "many", "no_such_field": 1, "noise_offset": 0.1}
+    target.write_text(json.dumps(data), encoding="utf-8")
+    reloaded = memory.load_last(target)
+    assert reloaded is not None and reloaded.overrides == {"noise_offset": 0.1}  # one by one
     target.write_text("{not json", encoding="utf-8")
     assert memory.load_last(target) is None
     target.write_text(json.dumps({"answers": {"category": "Z", "images": 5}}), encoding="utf-8")
@@ -154,13 +167,55 @@ def test_advise_argv_reproduces_the_wizard(capsys: pytest.CaptureFixture[str]) -
 
 def test_save_export_refuses_to_overwrite(workdir: Path) -> None:
     state = character_state(images=40)
-    rec = state.recommendation()
-    path = actions.save_export(state, rec, "kohya-toml", "out.toml")
+    path = actions.save_export(state, "kohya-toml", "out.toml")
     assert tomllib.loads(path.read_text())["network_dim"] == 32
     with pytest.raises(UserError, match="already exists"):
-        actions.save_export(state, rec, "kohya-toml", "out.toml")
-    actions.save_export(state, rec, "kohya-cmd", "out.toml", overwrite=True)
-    assert path.read_text().startswith("accelerate launch")
+        actions.save_export(state, "kohya-toml", "out.toml")
+    actions.save_export(state, "kohya-cmd", "out.toml", overwrite=True)
+    assert path.read_text().startswith("#!/usr/bin/env bash\n# Made by: tuilora advise")
+
+
+def test_the_saved_command_is_a_script_and_runs_its_words(workdir: Path) -> None:
+    """kohya-cmd: a shebang, mode 0755 under the usual umask, and the advise command line."""
+    state = character_state(images=40)
+    state.processes = 2
+    path = actions.save_export(state, "kohya-cmd", "lora.sh")
+    text = path.read_text()
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert path.stat().st_mode & 0o111 == 0o111 & ~_umask()
+    assert "--processes 2" in text.splitlines()[1]  # the header repeats the processes
+    assert "accelerate launch" in text.splitlines()[-1]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_sample_prompts_are_written_beside_the_config(workdir: Path) -> None:
+    from tuilora.runs.prompts import load_prompts
+    from tuilora.wizard.samples import default_prompts
+
+    state = character_state(images=40)
+    state.output_name = "aria"
+    state.sample_prompts = default_prompts("character", "aria, 1girl, wings", 512)
+    (workdir / "cfg").mkdir()
+    path = actions.save_export(state, "kohya-toml", "cfg/aria.sdscripts.toml")
+    data = tomllib.loads(path.read_text())
+    prompts = workdir / "cfg" / "aria.prompts.txt"
+    assert data["sample_prompts"] == str(prompts)
+    # sampled with every snapshot unless the user says otherwise
+    assert data["sample_every_n_epochs"] == data["save_every_n_epochs"]
+    loaded = load_prompts(prompts)  # the trainer's own reader
+    assert len(loaded) == 4 and {p.seed for p in loaded} == {420}
+    assert len({p.prompt for p in loaded}) == 4 and all("aria" in p.prompt for p in loaded)
+    state.sample_prompts = ["aria --w big"]
+    with pytest.raises(UserError, match="sample prompts"):
+        actions.save_export(state, "kohya-toml", "other.toml")
+    assert not (workdir / "other.toml").exists()
 
 
 def test_prepare_run_checks_first_then_writes_the_wizard_config(
@@ -220,6 +275,8 @@ def test_a_name_that_holds_a_run_offers_resume_start_over_or_a_new_name(
     assert over.command[-2:] == ("--detach", "--force")
     state.output_name = "aria-2"
     assert actions.prepare_run(state).run.root == workdir / "runs" / "aria-2"
+    state.output_name, state.processes = "aria-3", 3
+    assert actions.prepare_run(state).command[-2:] == ("--processes", "3")
 
 
 def test_launch_reports_the_last_stderr_line() -> None:

@@ -11,6 +11,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, RadioSet, Static
 
 from tuilora.screens.app import WizardApp
+from tuilora.screens.command_view import CommandView
 from tuilora.screens.dataset_step import DatasetScreen
 from tuilora.screens.details import DetailsScreen
 from tuilora.screens.dialogs import ConfirmQuit, HelpScreen
@@ -42,6 +43,7 @@ async def to_review(pilot: Pilot[int], images: str = "40") -> None:
     await to_dataset(pilot)
     await pilot.press("tab", *images, "ctrl+n")  # the image count, no dataset
     await pilot.press(*["tab"] * 5, *"aria", "ctrl+n")  # the LoRA name only
+    await pilot.press("ctrl+n")  # the suggested sample prompts
     await pilot.pause()
 
 
@@ -60,11 +62,11 @@ async def test_welcome_subject_and_escape_keeps_answers(make_app: MakeApp) -> No
         await pilot.press("enter")
         assert isinstance(app.screen, SubjectScreen)
         assert app.advice.rec is None  # a character needs its category first
-        await pilot.press("down", "enter")  # style
+        await pilot.press("down", "space")  # style, and stay
         assert app.state.subject == "style"
         assert app.advice.rec is not None and app.advice.rec.config["resolution"] == 576
-        assert app.screen.sub_title == "step 1/6: Subject"
-        await pilot.press("ctrl+n")
+        assert app.screen.sub_title == "step 1/7: Subject"
+        await pilot.press("up", "down", "enter")  # Enter on a single-choice step goes on
         assert isinstance(app.screen, DetailsScreen)
         names = [field.question.name for field in app.screen.query("QuestionField")]
         assert names == ["prior", "quality"]
@@ -162,12 +164,14 @@ async def test_hardware_uses_detected_vram_and_an_override(make_app: MakeApp) ->
         assert app.state.vram() == (12.0, "nvidia-smi")
         await pilot.press(*"6")
         assert app.state.vram() == (6.0, "flag")
+        assert "Using the 6 GB you typed" in text_of(app, "#vram-note")
         assert app.advice.rec is not None
         assert app.advice.rec.config["optimizer_type"] == "AdamW8bit"  # G-OPT-6GB
         await pilot.press("ctrl+n")
         assert isinstance(app.screen, HardwareScreen)  # training needs a name
         assert "Give the LoRA a name" in text_of(app, "#step-error")
-        await pilot.press(*["tab"] * 5, *"a/b")
+        assert app.focused is not None and app.focused.id == "path-output_name"
+        await pilot.press(*"a/b")
         await pilot.press("ctrl+n")
         assert "file name, without /" in text_of(app, "#step-error")
 
@@ -181,11 +185,12 @@ async def test_review_edits_are_pins_marked_as_yours(make_app: MakeApp) -> None:
         assert app.advice.rec is not None
         assert app.advice.rec.plan["steps_per_epoch"] == 40
         await edit_row(pilot, "train_batch_size", "4")
-        row = list(app.advice.rec.config).index("train_batch_size") + 2  # after 2 answer rows
+        row = list(app.advice.rec.config).index("train_batch_size") + 3  # after 3 answer rows
         assert app.state.overrides == {"train_batch_size": 4}
         rec = app.advice.rec
         assert rec.plan["steps_per_epoch"] == 10 and rec.plan["total_steps"] == 1000
-        assert "*train_batch_size" in str(screen.query_one("DataTable").get_row_at(row)[0])
+        cells = screen.query_one("DataTable").get_row_at(row)
+        assert cells[0] == "›" and "*train_batch_size" in str(cells[1])  # › marks the cursor
         await pilot.press("delete")  # back to the advice
         assert app.state.overrides == {}
         assert app.advice.rec.plan["steps_per_epoch"] == 40
@@ -212,14 +217,14 @@ async def test_review_lokr_for_category_d_warns(make_app: MakeApp) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await to_dataset(pilot, category_downs=3)
-        await pilot.press("tab", *"40", "ctrl+n", *["tab"] * 5, *"aria", "ctrl+n")
+        await pilot.press("tab", *"40", "ctrl+n", *["tab"] * 5, *"aria", "ctrl+n", "ctrl+n")
         assert isinstance(app.screen, ReviewScreen)
         await pilot.press("enter", "ctrl+u", *"lokr", "enter")  # the network answer row
         assert app.state.get("network") == "lokr"
         rec = app.advice.rec
         assert rec is not None and rec.config["network_module"] == "lycoris.kohya"
         assert "lokr-high-category" in [w.id for w in rec.warnings]
-        assert "LoKr" in str(app.screen.query_one("#advice-warnings", Static).render())
+        assert "LoKr" in str(app.screen.query_one("#review-warnings", Static).render())
         await pilot.press("enter", "ctrl+u", *"lokk", "enter")
         assert "not one of" in text_of(app, "#edit-error")
 
@@ -228,12 +233,15 @@ async def test_advice_values_show_their_reasons_on_focus(make_app: MakeApp) -> N
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await to_dataset(pilot)
-        app.screen.query_one("#advice-values").focus()
-        await pilot.pause()
         why = app.screen.query_one("#advice-why", Static)
+        # the image count has the focus: the panel explains the steps without leaving it
+        assert app.focused is not None and app.focused.id == "dataset-path"
+        assert why.display and str(why.render()).startswith("Why steps = ")
+        app.screen.query_one("#advice-values").focus()
+        await pilot.press("home")  # rank
         assert why.display and "G-CAT" in str(why.render())
         await pilot.press("down")  # alpha
-        assert "alpha 1" in str(why.render()) or "G-EASY" in str(why.render())
+        assert str(why.render()).startswith("Why alpha = 1")
 
 
 async def test_quit_asks_mid_wizard_and_remembers_the_answers(make_app: MakeApp) -> None:
@@ -254,6 +262,7 @@ async def test_last_answers_are_offered_next_time(make_app: MakeApp) -> None:
     first = make_app()
     async with first.run_test(size=SIZE) as pilot:
         await to_review(pilot, images="33")
+        await edit_row(pilot, "noise_offset", "0.06")  # review edits are remembered too
     second = make_app()
     async with second.run_test(size=SIZE) as pilot:
         menu = second.screen.query_one("#welcome-menu")
@@ -262,6 +271,13 @@ async def test_last_answers_are_offered_next_time(make_app: MakeApp) -> None:
         )
         await pilot.press("down", "enter")
         assert second.state.get("category") == "C" and second.state.images() == 33
+        assert second.state.overrides == {"noise_offset": 0.06}
+        rec = second.advice.rec
+        assert rec is not None and rec.config["noise_offset"] == 0.06
+        # before the dataset step the count is assumed, never a dataset's arithmetic
+        assert rec.plan["images"] == 40 and "Assuming 40 images" in second.advice.note
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")  # category, details, dataset
+        assert isinstance(second.screen, DatasetScreen)
         assert second.advice.rec is not None and second.advice.rec.plan["images"] == 33
 
 
@@ -278,6 +294,32 @@ async def test_help_opens_with_f1_and_question_mark(make_app: MakeApp) -> None:
         assert isinstance(app.screen, WelcomeScreen)
 
 
+async def test_each_screen_helps_with_its_own_keys(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_review(pilot)
+        await pilot.press("f1")
+        screen = app.screen
+        assert isinstance(screen, HelpScreen) and screen.help.title == "Review and edit"
+        keys = dict(screen.help.keys)
+        assert "Delete" in keys and "Ctrl+N" in keys and "s" not in keys
+        await pilot.press("escape", "ctrl+n", "f1")
+        screen = app.screen
+        assert isinstance(screen, HelpScreen) and "Ctrl+O" in dict(screen.help.keys)
+
+
+async def test_footers_offer_only_what_works(make_app: MakeApp) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("down", "enter")  # just advise
+        await pilot.press("ctrl+n", "down", "enter", "ctrl+n", "tab", *"40", "ctrl+n")
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")
+        screen = app.screen
+        assert isinstance(screen, FinishScreen) and not screen.query("#train")
+        shown = {b.binding.action for b in app.active_bindings.values() if b.binding.show}
+        assert "train" not in shown and "next" not in shown and "save" in shown
+
+
 async def test_finish_saves_and_trains(
     make_app: MakeApp, dataset: Path, fake_train: Any, workdir: Path, model_file: Path
 ) -> None:
@@ -287,23 +329,36 @@ async def test_finish_saves_and_trains(
         await pilot.press(*str(dataset), "enter")
         await app.screen.workers.wait_for_complete()
         await pilot.press("ctrl+n", *["tab"] * 4, *"model.safetensors", "tab", *"aria")
-        await pilot.press("ctrl+n", "ctrl+n")
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")
         assert isinstance(app.screen, FinishScreen)
         await pilot.press("ctrl+s")
-        assert (workdir / "aria.sdscripts.toml").is_file()
+        saved = workdir / "aria.sdscripts.toml"
+        assert saved.is_file() and (workdir / "aria.prompts.txt").is_file()
+        assert f'sample_prompts = "{workdir / "aria.prompts.txt"}"' in saved.read_text()
         assert "Saved sd-scripts TOML" in text_of(app, "#finish-result")
         await pilot.press("ctrl+s")
         assert "press Save again" in text_of(app, "#finish-result")
         await pilot.press("down", "down", "enter")  # the command line format
         assert app.screen.query_one("#export-file", Input).value == "aria.sh"
-        assert "accelerate launch" in text_of(app, "#command-line")
+        await pilot.press("ctrl+s")
+        script = workdir / "aria.sh"
+        assert script.read_text().startswith("#!/usr/bin/env bash\n")
+        assert script.stat().st_mode & 0o111  # executable
+        await pilot.press("ctrl+o")  # the command full-width, alone, for copying
+        view = app.screen
+        assert isinstance(view, CommandView)
+        lines = str(view.query_one("#copy-text", Static).render()).splitlines()
+        assert lines[0].startswith("accelerate launch") and lines[0].endswith(" \\")
+        assert all(len(line) <= 80 for line in lines)
+        await pilot.press("escape")
+        assert isinstance(app.screen, FinishScreen)
         app.screen.query_one("#train").focus()
         await pilot.press("enter")
         await app.screen.workers.wait_for_complete()
         await pilot.pause()
         config = workdir / "runs" / "aria" / "wizard.toml"
         assert fake_train.calls[0][-3:] == ["train", str(config), "--detach"]
-        assert config.is_file()
+        assert config.is_file() and (config.parent / "sample_prompts.txt").is_file()
         from tuilora.screens.monitor import MonitorScreen
 
         assert isinstance(app.screen, MonitorScreen)  # the run opens in the live monitor
@@ -326,7 +381,7 @@ async def test_train_failure_shows_the_one_line_error(
         await pilot.press(*str(dataset), "enter")
         await app.screen.workers.wait_for_complete()
         await pilot.press("ctrl+n", *["tab"] * 4, *"model.safetensors", "tab", *"aria")
-        await pilot.press("ctrl+n", "ctrl+n")
+        await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")
         app.screen.query_one("#train").focus()
         await pilot.press("enter")
         await app.screen.workers.wait_for_complete()

@@ -1,8 +1,11 @@
-"""Every wizard screen at 80x24, as SVG snapshots (``pytest --snapshot-update`` to accept).
+"""Every wizard screen at 80x24 and 120x40, as SVG snapshots (``--snapshot-update`` accepts).
 
 Machine-dependent inputs are frozen by the fixtures: VRAM detection returns 12 GB, the
 remembered answers live in a temporary config dir, and the dataset is a relative path in a
-temporary working directory.
+temporary working directory (the screens show paths relative to it). Typed absolute paths
+(/models/..., /srv/...) need not exist: exports do not check them. A few screens are also
+taken with NO_COLOR=1, where focus and selection must still read (``test_snapshot_text``
+checks the markers in those files).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tuilora.screens.app import WizardApp
 
 SnapCompare = Callable[..., bool]
 MakeApp = Callable[..., WizardApp]
+SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 
 
 def keys(*groups: Sequence[str], scan: bool = False) -> Callable[[Pilot[Any]], Awaitable[None]]:
@@ -31,12 +35,30 @@ def keys(*groups: Sequence[str], scan: bool = False) -> Callable[[Pilot[Any]], A
             if scan:
                 await pilot.app.screen.workers.wait_for_complete()
                 await pilot.pause()
+        await pilot.pause()
 
     return run
 
 
 TO_DATASET = ("enter", "ctrl+n", "down", "down", "enter", "ctrl+n")
-TO_REVIEW = (*TO_DATASET, "tab", "4", "0", "ctrl+n", *["tab"] * 5, *"aria", "ctrl+n")
+TO_HARDWARE = (*TO_DATASET, "tab", "4", "0", "ctrl+n")
+TO_SAMPLES = (*TO_HARDWARE, *["tab"] * 4, *"/models/nai.safetensors", "tab", *"aria", "ctrl+n")
+TO_REVIEW = (*TO_SAMPLES, "ctrl+n")
+TO_FINISH = (*TO_REVIEW, "ctrl+n")
+#: The finish step with an absolute output folder: the command shows no temporary path.
+TO_FINISH_FIXED = (
+    *TO_HARDWARE,
+    *["tab"] * 4,
+    *"/models/nai.safetensors",
+    "tab",
+    *"aria",
+    "tab",
+    *"/srv/loras/aria",
+    "ctrl+n",
+    "ctrl+n",
+    "ctrl+n",
+)
+ADVISE_FINISH = ("down", "enter", "enter", "down", "down", "enter", "ctrl+n", "tab", "4", "0")
 
 SCREENS: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
     "welcome": keys(),
@@ -44,28 +66,55 @@ SCREENS: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
     "category": keys(("enter", "ctrl+n", "down", "down")),
     "details": keys(("enter", "ctrl+n", "down", "down", "enter", "space")),
     "dataset_count": keys(TO_DATASET, ("tab", "4", "x")),
-    "hardware": keys(TO_DATASET, ("tab", "4", "0", "ctrl+n")),
-    "review": keys(TO_REVIEW, ("down", "down", "down")),
-    "review_error": keys(TO_REVIEW, (*["down"] * 4, "enter", "ctrl+u", "9", "9", "enter")),
-    "finish": keys(TO_REVIEW, ("ctrl+n",)),
+    "hardware": keys(TO_HARDWARE, ("tab", "tab")),
+    "samples": keys(TO_SAMPLES),
+    "review": keys(TO_REVIEW, ("down", "down", "down", "down")),
+    "review_edit": keys(TO_REVIEW, (*["down"] * 9, "enter")),
+    "review_error": keys(TO_REVIEW, (*["down"] * 5, "enter", "ctrl+u", "9", "9", "enter")),
+    "finish": keys(TO_FINISH),
+    "finish_advise": keys(ADVISE_FINISH, ("ctrl+n", "ctrl+n", "ctrl+n", "ctrl+n")),
+    "command": keys(TO_FINISH_FIXED, ("down", "down", "enter", "ctrl+o")),
     "help": keys(("enter", "f1")),
+    "help_review": keys(TO_REVIEW, ("f1",)),
     "quit": keys(("enter", "ctrl+q")),
 }  # fmt: skip
 
+#: Screens also taken without colour: a checkbox and radios, the review table, the finish.
+NO_COLOR_SCREENS = ("details", "review", "finish")
 
+
+@pytest.mark.parametrize("size", sorted(SIZES))
 @pytest.mark.parametrize("name", sorted(SCREENS))
-def test_screen(name: str, snap_compare: SnapCompare, make_app: MakeApp, workdir: Path) -> None:
-    assert snap_compare(make_app(), run_before=SCREENS[name], terminal_size=(80, 24))
+def test_screen(
+    name: str, size: str, snap_compare: SnapCompare, make_app: MakeApp, workdir: Path
+) -> None:
+    assert snap_compare(make_app(), run_before=SCREENS[name], terminal_size=SIZES[size])
 
 
+@pytest.mark.parametrize("name", NO_COLOR_SCREENS)
+def test_no_color(
+    name: str,
+    snap_compare: SnapCompare,
+    make_app: MakeApp,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app()
+    assert app.no_color
+    assert snap_compare(app, run_before=SCREENS[name], terminal_size=SIZES["80x24"])
+
+
+@pytest.mark.parametrize("size", sorted(SIZES))
 def test_dataset_scanned(
-    snap_compare: SnapCompare, make_app: MakeApp, workdir: Path, dataset: Path
+    size: str, snap_compare: SnapCompare, make_app: MakeApp, workdir: Path, dataset: Path
 ) -> None:
     run_before = keys(TO_DATASET, (*str(dataset), "enter"), scan=True)
-    assert snap_compare(make_app(), run_before=run_before, terminal_size=(80, 24))
+    assert snap_compare(make_app(), run_before=run_before, terminal_size=SIZES[size])
 
 
-def test_open_run(snap_compare: SnapCompare, make_app: MakeApp, workdir: Path) -> None:
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_open_run(size: str, snap_compare: SnapCompare, make_app: MakeApp, workdir: Path) -> None:
     run = workdir / "runs" / "aria"
     run.mkdir(parents=True)
     (run / "config.toml").write_text(
@@ -79,4 +128,4 @@ def test_open_run(snap_compare: SnapCompare, make_app: MakeApp, workdir: Path) -
         encoding="utf-8",
     )
     run_before = keys(("down", "down", "enter"), (*"runs/aria", "enter"))
-    assert snap_compare(make_app(), run_before=run_before, terminal_size=(80, 24))
+    assert snap_compare(make_app(), run_before=run_before, terminal_size=SIZES[size])

@@ -82,7 +82,7 @@ wait_for() {  # wait_for TEXT: poll the screen for up to 20 s
 capture() { sleep 0.3; screen > "$OUT/$1.txt"; echo "captured $1"; }
 
 wait_for "RUNNING"
-wait_for "Leave (training continues)"
+wait_for "q leaves the monitor: training keeps running"
 capture live
 first=$(grep -o 'step [0-9]*/600' "$OUT/live.txt" | head -1)
 sleep 1.5
@@ -94,12 +94,19 @@ tmux send-keys -t "$SESSION" l
 wait_for "log scale"
 capture log_scale
 
+tmux send-keys -t "$SESSION" F1
+wait_for "Keys: monitor of aria"
+capture help
+tmux send-keys -t "$SESSION" Escape
+sleep 1  # a key right after Esc would read as Alt+key
+
 tmux send-keys -t "$SESSION" s
 wait_for "Stop training aria?"
 capture stop_dialog
 tmux send-keys -t "$SESSION" y
 wait_for "STOPPED"
 wait_for "stopped on request"
+wait_for "continue with: tuilora train --resume runs/aria"
 capture stopped
 
 tmux send-keys -t "$SESSION" q

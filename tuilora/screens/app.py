@@ -25,12 +25,13 @@ from tuilora.runs.status import is_run_folder
 from tuilora.screens.base import StepScreen
 from tuilora.screens.dataset_step import DatasetScreen
 from tuilora.screens.details import DetailsScreen
-from tuilora.screens.dialogs import ConfirmQuit, HelpScreen
+from tuilora.screens.dialogs import ConfirmQuit, show_help
 from tuilora.screens.finish import FinishScreen
 from tuilora.screens.hardware import HardwareScreen
 from tuilora.screens.question_field import QuestionField
 from tuilora.screens.review import ReviewScreen
 from tuilora.screens.run_summary import RunScreen
+from tuilora.screens.samples_step import SamplesScreen
 from tuilora.screens.styles import CSS as WIZARD_CSS
 from tuilora.screens.subject import CategoryScreen, SubjectScreen
 from tuilora.screens.welcome import WelcomeScreen
@@ -48,6 +49,7 @@ STEP_SCREENS: dict[str, type[StepScreen]] = {
     "details": DetailsScreen,
     "dataset": DatasetScreen,
     "hardware": HardwareScreen,
+    "samples": SamplesScreen,
     "review": ReviewScreen,
     "finish": FinishScreen,
 }
@@ -195,8 +197,7 @@ class WizardApp(App[int]):
     # keys
 
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+        show_help(self)
 
     def action_request_quit(self) -> None:
         if isinstance(self.screen, ConfirmQuit) or not self.mid_wizard():

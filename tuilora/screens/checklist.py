@@ -30,7 +30,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.validation import Integer, Number
-from textual.widgets import Button, Checkbox, Footer, Input, RadioButton, RadioSet, Static
+from textual.widgets import Button, Checkbox, Footer, Input, RadioSet, Static
 
 from tuilora.advisor.diagnose import Diagnosis, Observations
 from tuilora.advisor.diagnose_inputs import DiagnoseInput, load_run_input, run_diagnosis
@@ -43,6 +43,9 @@ from tuilora.advisor.diagnose_render import (
     snapshot_text,
 )
 from tuilora.errors import UserError
+from tuilora.screens.dialogs import Confirm, KeyHelp
+from tuilora.screens.marks import Check, Choices, Radio
+from tuilora.wizard.fields import short_path
 
 Launcher = Callable[[Sequence[str]], Any]
 
@@ -70,9 +73,12 @@ class ChecklistScreen(Screen[Path | None]):
     """Walk the checklist for ``run_dir``; dismisses with the next run's folder or None."""
 
     DEFAULT_CSS = """
-    ChecklistScreen #title { height: 1; padding: 0 1; background: $panel; }
+    ChecklistScreen #title { height: auto; padding: 0 1; background: $panel; }
     ChecklistScreen #body { height: 1fr; }
-    ChecklistScreen #steps { width: 38; padding: 0 1; border-right: solid $panel-lighten-2; }
+    ChecklistScreen #steps {
+        width: 45%; min-width: 38; max-width: 60; padding: 0 1;
+        border-right: solid $panel-lighten-2;
+    }
     ChecklistScreen #result { width: 1fr; padding: 0 1; }
     ChecklistScreen .step { text-style: bold; margin-top: 1; }
     ChecklistScreen .hint { color: $text-muted; }
@@ -88,6 +94,14 @@ class ChecklistScreen(Screen[Path | None]):
         Binding("escape", "back", "Back"),
         Binding("ctrl+s", "start", "Start next run"),
     ]
+    KEYS = (
+        ("Tab / Shift+Tab", "next / previous field; the findings on the right follow"),
+        ("↑ ↓, Space", "choose how strength 1.0 looked; Space ticks a [ ] box"),
+        ("typing", "the best epoch, the Unet / TE strengths, an unwanted object"),
+        ("Ctrl+S", "start the next run with the changes shown (asks first)"),
+        ("Esc", "back to the monitor"),
+        ("F1 / ?", "this help"),
+    )
 
     @dataclass
     class NextRunStarted(Message):
@@ -121,10 +135,10 @@ class ChecklistScreen(Screen[Path | None]):
                     compact=True,
                 )
                 yield Static("2. Test at strength 1.0", classes="step")
-                with RadioSet(id="strength", compact=True):
+                with Choices(id="strength", compact=True):
                     for value, label in STRENGTH_CHOICES:
-                        yield RadioButton(label, name=value)
-                yield Checkbox("pure noise output", id="noise", compact=True)
+                        yield Radio(label, name=value)
+                yield Check("pure noise output", id="noise", compact=True)
                 yield Static("3. Unet / TE strengths that looked right", classes="step")
                 with Horizontal(id="split"):
                     yield Input(
@@ -142,8 +156,8 @@ class ChecklistScreen(Screen[Path | None]):
                         compact=True,
                     )
                 yield Static("4. Other checkpoints, odd objects", classes="step")
-                yield Checkbox("overfit from the first epoch", id="overfit", compact=True)
-                yield Checkbox("works on one checkpoint only", id="one-checkpoint", compact=True)
+                yield Check("overfit from the first epoch", id="overfit", compact=True)
+                yield Check("works on one checkpoint only", id="one-checkpoint", compact=True)
                 yield Input(placeholder="persistent object, e.g. bag", id="object", compact=True)
                 yield Button("Start next run", id="start", variant="primary", disabled=True)
                 yield Static("", id="status")
@@ -152,6 +166,7 @@ class ChecklistScreen(Screen[Path | None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#epoch", Input).focus()  # the procedure starts at its first step
         self.load_run()
 
     @work(thread=True, exclusive=True, group="checklist-load", exit_on_error=False)
@@ -170,6 +185,7 @@ class ChecklistScreen(Screen[Path | None]):
         self.query_one("#grid-hint", Static).update(grid_hint(source))
         self.query_one("#start", Button).disabled = False
         self.refresh_diagnosis()
+        self.refresh_bindings()
 
     def _show_error(self, message: str) -> None:
         self.summary = message
@@ -222,6 +238,10 @@ class ChecklistScreen(Screen[Path | None]):
         self.summary = "\n".join(part.plain for part in parts)
         self.query_one("#findings", Static).update(Group(*parts))
 
+    def on_choices_chosen(self, event: Choices.Chosen) -> None:
+        event.stop()
+        self.focus_next()
+
     @on(Input.Changed)
     @on(Checkbox.Changed)
     @on(RadioSet.Changed)
@@ -233,7 +253,42 @@ class ChecklistScreen(Screen[Path | None]):
     def _start_pressed(self) -> None:
         self.action_start()
 
+    def key_help(self) -> KeyHelp:
+        return KeyHelp(
+            f"checklist of {self.run_dir.name}",
+            self.KEYS,
+            "The steps follow the guide's test procedure (G-TEST); the next run's config is"
+            " the run's own with the changes listed under Next run.",
+            common=(),
+        )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start":
+            return self._source is not None and self.diagnosis is not None
+        return True
+
     def action_start(self) -> None:
+        """Ask first: starting a run writes a folder and uses the GPU for hours."""
+        if self._source is None or self.diagnosis is None:
+            return
+        config = self.diagnosis.config
+        target = short_path(config.output_dir) if config.output_dir else "a new run folder"
+        self.app.push_screen(
+            Confirm(
+                "Start the next run now?",
+                f"This writes {target} (its config.toml and lineage.json) and starts"
+                " tuilora train in the background with the changes under Next run.",
+                yes="Start",
+                no="Not yet",
+            ),
+            self._start_confirmed,
+        )
+
+    def _start_confirmed(self, yes: bool | None) -> None:
+        if yes:
+            self.start_next_run()
+
+    def start_next_run(self) -> None:
         if self._source is None or self.diagnosis is None:
             return
         header = header_for(["checklist", str(self.run_dir)], self._source)

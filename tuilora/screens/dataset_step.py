@@ -21,6 +21,7 @@ from tuilora.screens.base import StepScreen
 from tuilora.screens.dataset_view import summary
 from tuilora.screens.path_input import PathSuggester
 from tuilora.screens.question_field import QuestionField
+from tuilora.wizard.fields import short_path
 
 if TYPE_CHECKING:
     from tuilora.dataset.model import DatasetReport
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
 
 class DatasetScreen(StepScreen):
     STEP = "dataset"
+    KEYS = (
+        ("typing", "the dataset folder; → takes the greyed completion"),
+        ("Enter", "scan the folder (problems with file names and fixes appear below)"),
+        ("Tab", "…or type just the number of images"),
+    )
+    FIELD_EXPLAINS = {"dataset-path": "total_steps"}
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def compose_form(self) -> ComposeResult:
         state = self.wizard.state
@@ -45,6 +55,9 @@ class DatasetScreen(StepScreen):
         yield QuestionField(QUESTIONS_BY_NAME["images"], images)
 
     def on_mount(self) -> None:
+        if not self.wizard.state.reached_dataset:
+            self.wizard.state.reached_dataset = True  # from here the image count is real
+            self.wizard.refresh_advice()
         super().on_mount()
         field = self.query_one("#field-images", QuestionField)
         field.query_one(".prompt", Label).update("…or just the number of images")
@@ -124,13 +137,14 @@ class DatasetScreen(StepScreen):
         from tuilora.advisor.dataset_facts import facts_from_report  # the scan modules load lazily
 
         state.dataset = facts_from_report(report)
+        state.trigger = ", ".join(report.tags.trigger)
         self._show_report(report)
         self.wizard.refresh_advice()
 
     def _show_report(self, report: DatasetReport) -> None:
         errors = report.count("error")
         verdict = f" — {errors} error(s) to fix before training" if errors else ""
-        self._status(f"Scanned {report.path}: {report.total_images} images{verdict}")
+        self._status(f"Scanned {short_path(report.path)}: {report.total_images} images{verdict}")
         self.query_one("#scan-report", Static).update(summary(report))
         if report.total_images:
             images = self.query_one("#field-images", QuestionField)

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Final
 
 from rich.text import Text
 
+from tuilora.dataset.problems import display_path
+from tuilora.wizard.fields import short_path, short_paths_in
+
 if TYPE_CHECKING:
     from tuilora.dataset.model import DatasetReport
     from tuilora.dataset.problems import Problem
@@ -66,10 +69,10 @@ def _problems(report: DatasetReport) -> Text:
         mark, style = _MARK[first.severity]
         text.append(mark, style=style)
         more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
-        text.append(f"{first.message}{more}\n")
+        text.append(f"{short_paths_in(first.message)}{more}\n")
         for item in items[1:FILES_PER_PROBLEM]:
-            text.append(f"  {item.path}\n", style="dim")
-        text.append(f"  → {first.fix}\n", style="green")
+            text.append(f"  {short_path(display_path(item.path))}\n", style="dim")
+        text.append(f"  → {short_paths_in(first.fix)}\n", style="green")
     return text
 
 

@@ -20,6 +20,11 @@ def questions_for(step: str, subject: str) -> tuple[Question, ...]:
 
 class DetailsScreen(StepScreen):
     STEP = "details"
+    KEYS = (
+        ("↑ ↓", "move the › in a list of choices"),
+        ("Enter", "choose, then on to the next question"),
+        ("Space", "choose; tick or untick a [ ] box"),
+    )
 
     def compose_form(self) -> ComposeResult:
         state = self.wizard.state

@@ -18,11 +18,13 @@ from textual.widgets import Button, Input, Static
 
 from tuilora.config import output_name_problem
 from tuilora.runs.preflight import OldRun, describe
+from tuilora.screens.dialogs import DIALOG_CSS
 
 Choice = tuple[str, str]
 
 
 class ExistingRunDialog(ModalScreen[Choice | None]):
+    DEFAULT_CSS = DIALOG_CSS.replace("{name}", "ExistingRunDialog")
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, root: Path, old: OldRun) -> None:

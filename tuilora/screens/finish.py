@@ -1,8 +1,9 @@
-"""Step 7: save the config (tuilora TOML, sd-scripts TOML, the command line) or train.
+"""Step 8: save the config (sd-scripts TOML, tuilora TOML, the command line) or train.
 
 "Train" writes ``runs/<name>/wizard.toml`` and starts ``tuilora train CONFIG --detach`` as a
 child process (the UI never imports the engine); the run then lives on without the wizard,
-and ``tuilora watch RUN`` follows it.
+and ``tuilora watch RUN`` follows it. Ctrl+O shows the chosen file full-width, alone on
+the screen, so a terminal's copy takes no borders with it (``command_view``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from textual.widgets import Button, Input, Label, RadioSet, Static
 
 from tuilora.errors import UserError
 from tuilora.screens.base import StepScreen
+from tuilora.screens.command_view import CommandView
+from tuilora.screens.marks import Choices, Radio
 from tuilora.screens.path_input import PathSuggester
-from tuilora.screens.question_field import Choices, Radio
 from tuilora.wizard.actions import (
     EXPORTS,
     PreparedRun,
     RunExists,
+    command_text,
     default_file,
     export_text,
     launch,
@@ -36,12 +39,20 @@ from tuilora.wizard.actions import (
     watch_command,
 )
 from tuilora.screens.existing_run import Choice, ExistingRunDialog
+from tuilora.wizard.fields import short_path
 
 
 class FinishScreen(StepScreen):
     STEP = "finish"
+    KEYS = (
+        ("↑ ↓, Enter", "the format to save (Enter goes on to the file name)"),
+        ("Ctrl+S / Enter", "save to the file (in the file field)"),
+        ("Ctrl+O", "show the file, or the command line, full-width for copying"),
+        ("Ctrl+T", "write the run folder and start training (not in advise-only mode)"),
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Save"),
+        Binding("ctrl+o", "show", "Show"),
         Binding("ctrl+t", "train", "Train"),
     ]
 
@@ -70,17 +81,28 @@ class FinishScreen(StepScreen):
         )
         with Horizontal(classes="buttons"):
             yield Button("Save", id="save", compact=True)
+            yield Button("Show", id="show", compact=True)
             if self.wizard.state.mode == "train":
                 yield Button("Train now", id="train", variant="primary", compact=True)
             yield Button("Open run", id="open-run", compact=True)
         yield Static("", id="finish-result")
-        yield Static("", id="command-line")
 
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one("#next").display = False  # the last step: nothing after it
         self.query_one("#open-run").display = False
         self.query_one("#export-format", RadioSet).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers only what works here: no Next on the last step, no Train when
+        only advising or while a start is under way."""
+        if action == "next":
+            return False
+        if action == "train":
+            if self.wizard.state.mode != "train":
+                return False
+            return not self.query("#train") or not self.query_one("#train", Button).disabled
+        return True
 
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
         event.stop()
@@ -91,29 +113,16 @@ class FinishScreen(StepScreen):
         if file_input.value in ("", previous):
             file_input.value = default_file(self.fmt, name)
         self.confirm_overwrite = None
-        self.show_command()
-
-    def show_command(self) -> None:
-        shown = self.query_one("#command-line", Static)
-        rec = self.wizard.advice.rec
-        if self.fmt != "kohya-cmd" or rec is None:
-            shown.update("")
-            return
-        text = Text("For copying:\n", style="bold")
-        text.append(export_text(self.wizard.state, rec, "kohya-cmd"))
-        shown.update(text)
 
     def result(self, message: str, *, error: bool = False) -> None:
         style = "bold red" if error else "green"
         self.query_one("#finish-result", Static).update(Text(message, style=style))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
+        actions = {"save": self.action_save, "show": self.action_show, "train": self.action_train}
+        if event.button.id in actions:
             event.stop()
-            self.action_save()
-        elif event.button.id == "train":
-            event.stop()
-            self.action_train()
+            actions[event.button.id]()
         elif event.button.id == "open-run" and self.run_root:
             event.stop()
             self.wizard.open_run(self.run_root)
@@ -126,27 +135,43 @@ class FinishScreen(StepScreen):
             self.action_save()
 
     # ------------------------------------------------------------------------------------
+    def action_show(self) -> None:
+        """The chosen format full-width: the command as continued lines, a file as it is."""
+        try:
+            if self.fmt == "kohya-cmd":
+                view = CommandView.for_command(command_text(self.wizard.state))
+            else:
+                label = EXPORTS[self.fmt][0]
+                view = CommandView(export_text(self.wizard.state, self.fmt), label)
+        except UserError as exc:
+            self.result(str(exc), error=True)
+            return
+        self.app.push_screen(view)
+
     def action_save(self) -> None:
-        rec = self.wizard.advice.rec
-        if rec is None:
+        if self.wizard.advice.rec is None:
             self.result("There is no complete advice to save (Esc goes back).", error=True)
             return
         path = self.query_one("#export-file", Input).value.strip()
         overwrite = self.confirm_overwrite == path
         try:
-            written = save_export(self.wizard.state, rec, self.fmt, path, overwrite=overwrite)
+            written = save_export(self.wizard.state, self.fmt, path, overwrite=overwrite)
         except UserError as exc:
             if str(exc).endswith("already exists"):
                 self.confirm_overwrite = path
-                self.result(f"{path} exists: press Save again to overwrite it.", error=True)
+                self.result(f"{exc}: press Save again to overwrite it.", error=True)
             else:
                 self.result(str(exc), error=True)
             return
         self.confirm_overwrite = None
         self.wizard.finished = True
         self.wizard.remember()
-        self.result(f"Saved {EXPORTS[self.fmt][0]} to {written}")
-        self.show_command()
+        message = f"Saved {EXPORTS[self.fmt][0]} to {short_path(written)}"
+        if self.wizard.state.sample_prompts:
+            message += " (and its sample prompts beside it)"
+        if self.fmt == "kohya-cmd":
+            message += ". Ctrl+O shows the command for copying."
+        self.result(message)
 
     def action_train(self) -> None:
         if self.wizard.state.mode != "train" or self.query_one("#train", Button).disabled:
@@ -168,7 +193,8 @@ class FinishScreen(StepScreen):
             return
         self.wizard.remember()
         self.query_one("#train", Button).disabled = True
-        self.result(f"Wrote {prepared.config}; starting tuilora train …")
+        self.refresh_bindings()
+        self.result(f"Wrote {short_path(prepared.config)}; starting tuilora train …")
         self.start_training(prepared)
 
     def _existing(self, choice: Choice | None) -> None:
@@ -199,14 +225,15 @@ class FinishScreen(StepScreen):
 
     def _train_failed(self, message: str) -> None:
         self.query_one("#train", Button).disabled = False
+        self.refresh_bindings()
         self.result(f"tuilora train failed: {message}", error=True)
 
     def _train_started(self, root: str) -> None:
         self.wizard.finished = True
         self.run_root = root
         self.result(
-            f"Training started in {root}.\nFollow it (also after reconnecting):\n"
-            f"  {watch_command(root)}"
+            f"Training started in {short_path(root)}.\nFollow it (also after reconnecting):\n"
+            f"  {watch_command(short_path(root))}"
         )
         self.query_one("#open-run").display = True
         # Straight into the live monitor (it waits for the first event); q comes back here.

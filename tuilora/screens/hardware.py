@@ -22,9 +22,20 @@ PATHS = (
 )
 
 
-def vram_note(detected: float | None, detecting: bool) -> str:
+#: As ``advise --processes``: more is accelerate's job across machines, not the wizard's.
+MAX_PROCESSES = 64
+PROCESSES_HELP = (
+    "One per GPU. Each process trains its share of every epoch, so an epoch takes fewer"
+    " steps; the command and TOML carry accelerate's launch flags."
+)
+
+
+def vram_note(detected: float | None, detecting: bool, typed: float | None = None) -> str:
     if detecting:
         return "Looking for a GPU with nvidia-smi …"
+    found = "nvidia-smi found no GPU" if detected is None else f"nvidia-smi reports {detected:g} GB"
+    if typed is not None:
+        return f"Using the {typed:g} GB you typed ({found}); empty the field to use that."
     if detected is None:
         return "No GPU found with nvidia-smi: 24 GB is assumed unless you type a figure."
     return f"nvidia-smi reports {detected:g} GB; type another figure to override it."
@@ -32,6 +43,13 @@ def vram_note(detected: float | None, detecting: bool) -> str:
 
 class HardwareScreen(StepScreen):
     STEP = "hardware"
+    KEYS = (
+        ("typing", "GPU memory in GB (empty: what nvidia-smi found), paths, the name"),
+        ("↑ ↓", "move the › in a list of choices (base, optimizer, network)"),
+        ("Enter / Space", "choose (Enter then goes on to the next field)"),
+        ("→", "take the greyed path completion"),
+    )
+    FIELD_EXPLAINS = {"processes": "total_steps"}
 
     def compose_form(self) -> ComposeResult:
         state = self.wizard.state
@@ -54,6 +72,16 @@ class HardwareScreen(StepScreen):
             if attribute == "model_path":  # what the file is, read from its header
                 yield Static(model_line(state.model_path), id="model-info", classes="help")
         yield Static("", id="name-error", classes="error")
+        yield Label("GPUs training together (processes)", classes="prompt")
+        yield Input(
+            str(state.processes),
+            id="processes",
+            compact=True,
+            type="integer",
+            placeholder="1",
+        )
+        yield Static(PROCESSES_HELP, classes="help")
+        yield Static("", id="processes-error", classes="error")
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -63,12 +91,18 @@ class HardwareScreen(StepScreen):
         self.query_one("#q-vram").focus()
 
     def update_vram_note(self) -> None:
+        state = self.wizard.state
+        typed = state.values.get("vram") if state.vram_typed else None
         self.query_one("#vram-note", Static).update(
-            vram_note(self.wizard.state.detected_vram, self.wizard.detecting_vram)
+            vram_note(state.detected_vram, self.wizard.detecting_vram, typed)
         )
 
     def on_input_changed(self, event: Input.Changed) -> None:
         ident = event.input.id or ""
+        if ident == "processes":
+            event.stop()
+            self._processes(event.value.strip())
+            return
         if not ident.startswith("path-"):
             return
         event.stop()
@@ -84,18 +118,33 @@ class HardwareScreen(StepScreen):
             if line:
                 self.wizard.refresh_advice()
 
+    def _processes(self, text: str) -> None:
+        error = self.query_one("#processes-error", Static)
+        if text.isdigit() and 1 <= int(text) <= MAX_PROCESSES:
+            error.update("")
+            if int(text) != self.wizard.state.processes:
+                self.wizard.state.processes = int(text)
+                self.wizard.refresh_advice()
+        else:
+            error.update(f"processes: a whole number from 1 to {MAX_PROCESSES}")
+
     def answered(self, name: str, value: Any) -> None:
         if name == "vram":
             self.wizard.state.vram_typed = value is not None
+            self.update_vram_note()
 
     def check(self) -> str:
         for field in self.query(QuestionField):
             if field.error:
                 return field.error
+        processes = str(self.query_one("#processes-error", Static).render())
+        if processes:
+            return processes
         problem = name_problem(self.wizard.state.output_name)
         if problem:
             return problem
         if self.wizard.state.mode == "train" and not self.wizard.state.output_name:
+            self.query_one("#path-output_name", Input).focus()
             return "Give the LoRA a name: it names the files and the run folder."
         return ""
 

@@ -32,9 +32,24 @@ from tuilora.errors import UserError
 from tuilora.runs.lifecycle import LIVE
 from tuilora.runs.watch import send_stop
 from tuilora.screens import monitor_text as mt
+from tuilora.screens.dialogs import KeyHelp
 from tuilora.screens.monitor_data import RunTail, RunView
+from tuilora.wizard.fields import short_path
 
 POLL_S = 0.5
+MONITOR_KEYS = (
+    ("s", "stop the training: asks first; the trainer saves its state and LoRA, then exits"),
+    ("c", "the overfitting checklist for this run (Esc comes back)"),
+    ("l", "log scale on both charts (the labels stay real values)"),
+    ("i", "the newest sample image, drawn in the terminal (Esc closes it)"),
+    ("q", "leave the monitor; the training keeps running"),
+    ("F1 / ?", "this help"),
+    ("Ctrl+Q / Ctrl+C", "quit tuilora; the training keeps running"),
+)
+MONITOR_NOTE = (
+    "The monitor only reads the run folder: leaving it, closing the terminal or losing the"
+    " SSH connection never stops the training. `tuilora watch RUN` comes back to it."
+)
 #: The pid is checked every this many idle polls (a crash leaves no event to read).
 PID_EVERY = 4
 
@@ -156,23 +171,28 @@ class SampleView(ModalScreen[None]):
 class MonitorScreen(Screen[None]):
     """Follow ``run_dir``: loss and lr charts, progress, files, warnings; stop and leave."""
 
+    # The texts wrap (paths and the resume command must be read whole); the charts take
+    # what is left, never less than their minimum.
     DEFAULT_CSS = """
     MonitorScreen { padding: 0 1; }
-    MonitorScreen Static { text-wrap: nowrap; text-overflow: ellipsis; }
-    MonitorScreen #status { height: 2; }
+    MonitorScreen #status { height: auto; max-height: 3; }
     MonitorScreen #loss { height: 2fr; min-height: 6; }
     MonitorScreen #lr { height: 1fr; min-height: 4; max-height: 12; }
-    MonitorScreen #files { height: 2; }
-    MonitorScreen #messages { height: 3; }
-    MonitorScreen #notice { height: 1; color: $text-muted; }
+    MonitorScreen #files { height: auto; max-height: 3; }
+    MonitorScreen #messages { height: auto; max-height: 6; }
+    MonitorScreen #notice { height: auto; max-height: 3; color: $text-muted; }
+    MonitorScreen #notice.said { color: $text; text-style: bold; }
     """
 
+    #: How long a key's answer ("nothing to stop", ...) stays on the notice line.
+    SAY_S = 6.0
+
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "stop", "Stop training"),
+        Binding("s", "stop", "Stop"),
         Binding("c", "checklist", "Checklist"),
         Binding("l", "toggle_log", "Log scale"),
-        Binding("q", "leave", "Leave (training continues)"),
-        Binding("i", "show_sample", "Latest sample", show=False),
+        Binding("i", "show_sample", "Sample"),
+        Binding("q", "leave", "Leave"),
     ]
 
     def __init__(self, run_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
@@ -187,6 +207,8 @@ class MonitorScreen(Screen[None]):
         self._state = "waiting"
         self._timer: Timer | None = None
         self._announced_end = False
+        self._said = ""
+        self._said_timer: Timer | None = None
 
     @property
     def view(self) -> RunView:
@@ -244,18 +266,34 @@ class MonitorScreen(Screen[None]):
         self.query_one("#loss", RunChart).show(view, self.log_scale)
         self.query_one("#lr", RunChart).show(view, self.log_scale)
         self.query_one("#files", Static).update(mt.files_lines(view, self.run_dir))
-        self.query_one("#messages", Static).update(mt.messages_lines(view, 3))
-        self.query_one("#notice", Static).update(
-            mt.notice_line(self._state, view, self.run_dir, stopping=self.stopping)
-        )
+        self.query_one("#messages", Static).update(mt.messages_lines(view, 3, self.run_dir))
         if view.end is not None and not self._announced_end:
             self._announced_end = True
             self.stopping = False
-            status = str(view.end.get("status"))
-            self.notify(
-                f"the run ended: {status}",
-                severity="information" if status in ("finished", "stopped") else "error",
-            )
+            self.say(f"the run ended: {view.end.get('status')}")
+        self._update_notice()
+        self.refresh_bindings()  # the footer follows the run's state (no Stop once it ended)
+
+    def _update_notice(self) -> None:
+        notice = self.query_one("#notice", Static)
+        default = mt.notice_line(self._state, self.view, self.run_dir, stopping=self.stopping)
+        notice.update(self._said or default)
+        notice.set_class(bool(self._said), "said")
+
+    def say(self, message: str) -> None:
+        """An answer to a key, on the notice line for a few seconds (toasts would cover the
+        status lines and leave debris in some terminals)."""
+        self._said = message
+        if self._said_timer is not None:
+            self._said_timer.stop()
+        self._said_timer = self.set_timer(self.SAY_S, self._unsay)
+        if self.is_mounted:
+            self._update_notice()
+
+    def _unsay(self) -> None:
+        self._said = ""
+        self._said_timer = None
+        self._update_notice()
 
     def _update_status(self) -> None:
         lines = mt.status_lines(
@@ -264,13 +302,23 @@ class MonitorScreen(Screen[None]):
         self.query_one("#status", Static).update(lines)
 
     # ------------------------------------------------------------------ keys
+    def key_help(self) -> KeyHelp:
+        return KeyHelp(f"monitor of {self.run_dir.name}", MONITOR_KEYS, MONITOR_NOTE, common=())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers what works now: Stop only on a live run, Sample once there is
+        an image (F1 lists every key)."""
+        if action == "stop":
+            return self._state in LIVE and not self.stopping
+        if action == "show_sample":
+            return bool(self.view.samples)
+        return True
+
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale
         self._redraw()
 
     def action_leave(self) -> None:
-        if self._state in LIVE:
-            self.notify("left the monitor; the training keeps running")
         self.dismiss(None)
 
     def action_stop(self) -> None:
@@ -278,7 +326,7 @@ class MonitorScreen(Screen[None]):
             return
         self._state = self.tail.state()
         if self._state not in LIVE:
-            self.notify(f"the run is not running ({self._state}): nothing to stop")
+            self.say(f"the run is not running ({self._state}): nothing to stop")
             return
         confirm = ConfirmStop(self.run_dir.name, self.tail.pid(), loading=self._state == "loading")
         self.app.push_screen(confirm, self._confirmed)
@@ -292,20 +340,20 @@ class MonitorScreen(Screen[None]):
         try:
             pid = send_stop(self.run_dir)
         except UserError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            self.app.call_from_thread(self.say, str(exc))
             return
         self.app.call_from_thread(self._stop_sent, pid)
 
     def _stop_sent(self, pid: int) -> None:
         self.stopping = True
-        self.notify(f"asked pid {pid} to stop: it saves its state and LoRA first")
+        self.say(f"asked pid {pid} to stop: it saves its state and LoRA first")
         self._redraw()
 
     def action_show_sample(self) -> None:
         """The newest sample image, drawn in the terminal (Sixel / Kitty graphics where the
         terminal has them, half-block characters elsewhere)."""
         if not self.view.samples:
-            self.notify("no sample images yet (they need sample_prompts in the config)")
+            self.say("no sample images yet (they need sample_prompts in the config)")
             return
         self.app.push_screen(SampleView(Path(self.view.samples[-1])))
 
@@ -318,7 +366,7 @@ class MonitorScreen(Screen[None]):
         """The checklist started the next run: follow that one instead."""
         if next_run is None:
             return
-        self.notify(f"following the next run: {next_run}")
+        self.say(f"following the next run: {short_path(next_run)}")
         self.run_dir = Path(next_run)
         self.tail = RunTail(self.run_dir)
         self.loaded = self.stopping = False

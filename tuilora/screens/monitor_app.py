@@ -17,6 +17,8 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from tuilora.runs.lifecycle import LIVE
+from tuilora.screens.dialogs import show_help
+from tuilora.screens.marks import FOCUS_CSS
 from tuilora.screens.monitor import MonitorScreen
 
 #: How long a finished run stays on screen before `close_when_done` leaves.
@@ -25,9 +27,12 @@ CLOSE_DELAY_S = 2.0
 
 class MonitorApp(App[int]):
     TITLE = "tuilora monitor"
+    CSS = FOCUS_CSS
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+c", "leave", "Leave", show=False, priority=True),
+        Binding("ctrl+c,ctrl+q", "leave", "Leave", show=False, priority=True),
+        Binding("f1", "help", "Help", priority=True),
+        Binding("question_mark", "help", "Help", show=False),
     ]
 
     def __init__(
@@ -60,6 +65,9 @@ class MonitorApp(App[int]):
 
     def action_leave(self) -> None:
         self.exit(0)
+
+    def action_help(self) -> None:
+        show_help(self)
 
 
 def run_monitor(run_dir: Path, *, close_when_done: bool = False) -> int:

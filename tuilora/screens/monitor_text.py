@@ -1,8 +1,9 @@
 """The monitor's text: status lines, chart legends, files, messages and the notice line.
 
 Pure functions of a ``RunView`` (and the run's state), so tests and the benchmark use them
-without Textual. Everything fits 80 columns; no wall-clock time appears unless the caller
-passes ``now`` (the "no event for ..." staleness hint on a live run).
+without Textual. Paths are shown relative to the working folder (or with ``~``) and the
+texts a user reads or copies wrap rather than being cut at 80 columns; no wall-clock time
+appears unless the caller passes ``now`` (the "no event for ..." staleness hint).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from rich.text import Text
 from tuilora.runs.phases import describe_phase
 from tuilora.screens.charts import GUTTER, Curve, format_value, render_chart
 from tuilora.screens.monitor_data import RunView
+from tuilora.wizard.fields import short_path
 
 STATE_STYLES = {
     "loading": "bold cyan",
@@ -48,7 +50,7 @@ def status_lines(
     name: str, view: RunView, state: str, *, now: float | None = None, stopping: bool = False
 ) -> Text:
     """Two lines: the run, its state, step and epoch; then progress, speed, ETA and VRAM."""
-    text = Text(no_wrap=True, overflow="ellipsis")
+    text = Text(overflow="fold")
     text.append(f"{name} ", style="bold")
     label = "stopping" if stopping and state == "running" else state
     text.append(f" {label.upper()} ", style=f"reverse {STATE_STYLES.get(state, 'bold')}")
@@ -173,16 +175,25 @@ def lr_chart(view: RunView, width: int, height: int, log: bool) -> Text:
 
 
 def show_path(path: str, run_dir: Path) -> str:
-    """A file of the run as ``RUN/name`` (the folder the user named), else as written."""
+    """A file of the run as ``RUN/name`` (the run folder as short as it reads), else as
+    written, shortened the same way."""
     resolved = Path(path)
     try:
-        return str(run_dir / resolved.resolve().relative_to(run_dir.resolve()))
+        inside = resolved.resolve().relative_to(run_dir.resolve())
     except (ValueError, OSError):
-        return path
+        return short_path(path)
+    return str(Path(short_path(run_dir.absolute())) / inside)
+
+
+def shorten_paths(message: str, run_dir: Path) -> str:
+    """A message from the trainer with the run folder's absolute path made short."""
+    for absolute in {str(run_dir.absolute()), str(run_dir.resolve())}:
+        message = message.replace(absolute, short_path(absolute))
+    return message
 
 
 def files_lines(view: RunView, run_dir: Path) -> Text:
-    text = Text(no_wrap=True, overflow="ellipsis")
+    text = Text(overflow="fold")
     final = view.end.get("final") if view.end else None
     if final:  # first: once there is a final LoRA it is what the user came for
         text.append("final ", style="bold")
@@ -209,9 +220,10 @@ def files_lines(view: RunView, run_dir: Path) -> Text:
 MESSAGE_STYLES = {"warning": "yellow", "error": "bold red", "end": "bold", "info": "dim"}
 
 
-def messages_lines(view: RunView, rows: int) -> Text:
-    text = Text(no_wrap=True, overflow="ellipsis")
-    counts = f"info {view.infos}, warnings {view.warnings}, errors {view.errors}"
+def messages_lines(view: RunView, rows: int, run_dir: Path | None = None) -> Text:
+    """The counts, then the latest ``rows - 1`` messages, wrapped (paths made short)."""
+    text = Text(overflow="fold")
+    counts = f"warnings {view.warnings}, errors {view.errors}"
     if not view.messages:
         text.append(f"{counts}: nothing to report", style="dim")
         return text
@@ -220,12 +232,13 @@ def messages_lines(view: RunView, rows: int) -> Text:
     for kind, message in shown:
         text.append("\n")
         text.append(f"{kind}: ", style=MESSAGE_STYLES.get(kind, "bold"))
-        text.append(message)
+        text.append(shorten_paths(message, run_dir) if run_dir is not None else message)
     return text
 
 
 def notice_line(state: str, view: RunView, run_dir: Path, *, stopping: bool = False) -> str:
     """What the keys do now, and that leaving does not stop the training."""
+    run = short_path(run_dir.absolute())
     if state == "running" and stopping:
         return "stopping: the trainer saves its state and LoRA, then exits"
     if state == "running":
@@ -233,9 +246,14 @@ def notice_line(state: str, view: RunView, run_dir: Path, *, stopping: bool = Fa
     if state == "loading":
         return "loading · q leaves the monitor (it keeps going) · s stops it"
     if state == "waiting":
-        return f"waiting for {run_dir / 'events.jsonl'} ..."
+        return f"waiting for {run}/events.jsonl ..."
     if state == "crashed":
-        return f"the trainer is gone without an end event: see {run_dir / 'train.log'}"
+        return (
+            f"the trainer is gone without an end event: see {run}/train.log;"
+            f" continue with: tuilora train --resume {run}"
+        )
     if state == "finished":
         return "finished · c: the checklist to test the LoRA and plan the next run"
+    if state == "stopped":
+        return f"stopped · continue with: tuilora train --resume {run} · c: the checklist"
     return f"{state} · c: the checklist (what went wrong, the next run's config)"

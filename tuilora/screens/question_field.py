@@ -12,13 +12,13 @@ from typing import Any, Final
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Checkbox, Input, Label, RadioButton, RadioSet, Select, Static
+from textual.widgets import Checkbox, Input, Label, RadioSet, Select, Static
 
 from tuilora.advisor.answers import Answers, Question, parse_number
 from tuilora.errors import UserError
+from tuilora.screens.marks import Check, Choices, Radio
 from tuilora.wizard.fields import show
 
 #: Words beside each choice (presentation only; the values are the advisor's).
@@ -42,7 +42,7 @@ CHOICE_NOTES: Final[dict[str, dict[str, str]]] = {
         "sd2": "SD 2.x",
         "sdxl": "SDXL",
     },
-    "optimizer": {"auto": "Prodigy when the card allows it"},
+    "optimizer": {"auto": "Prodigy if the card allows it"},
     "network": {"auto": "LoRA (LierLa)", "lora": "LierLa", "locon": "C3Lier"},
 }
 
@@ -52,39 +52,10 @@ NOTES: Final = {
     " already draws it, choose some or strong (G-CAT-PRIOR).",
 }
 
-#: Up to this many choices show as radio buttons; more as a drop-down (keeps 80x24 usable).
-MAX_RADIO: Final = 4
-
-
-class Radio(RadioButton):
-    """A radio button whose state reads as text, "(•)" or "( )": NO_COLOR-safe."""
-
-    @property
-    def _button(self) -> Content:
-        return Content("(•)" if self.value else "( )")
-
-
-class Check(Checkbox):
-    """A checkbox whose state reads as text, "[x]" or "[ ]": NO_COLOR-safe."""
-
-    @property
-    def _button(self) -> Content:
-        return Content("[x]" if self.value else "[ ]")
-
-
-class Choices(RadioSet):
-    """Radio buttons whose keyboard highlight starts on the current answer.
-
-    Textual's RadioSet highlights the first button on mount, whatever is pressed, so the
-    arrow keys would start from the wrong place when coming back to a step.
-    """
-
-    def on_mount(self) -> None:
-        self.call_after_refresh(self._highlight_pressed)
-
-    def _highlight_pressed(self) -> None:
-        if self.pressed_index >= 0:
-            self._selected = self.pressed_index
+#: Up to this many choices show as radio buttons, more as a drop-down. Radio buttons show
+#: the answer and the arrow keys' place as text ("(•)", "›"); a drop-down's open list does
+#: not, so every question of the wizard is a radio set (the form scrolls at 80x24).
+MAX_RADIO: Final = 8
 
 
 def choice_label(question: Question, choice: str) -> str:

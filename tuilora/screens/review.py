@@ -15,23 +15,32 @@ from typing import ClassVar, Final
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Input, Label, Static
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 
 from tuilora.advisor.answers import QUESTIONS_BY_NAME
 from tuilora.advisor.recommend import Recommendation
 from tuilora.config import field_help
 from tuilora.errors import UserError
-from tuilora.screens.advice_panel import reasons_text
+from tuilora.screens.advice_panel import arithmetic, reasons_text, warnings_text
 from tuilora.screens.base import StepScreen
-from tuilora.wizard.fields import parse, show
+from tuilora.screens.marks import CURSOR
+from tuilora.wizard.fields import parse, short_path, show
 from tuilora.wizard.state import Advice, WizardState
 
+#: The row of the sample prompts (an answer of the samples step).
+_SAMPLES: Final = "answer:samples"
+SAMPLES_WHY: Final = (
+    "Sample prompts: images drawn with each snapshot, to compare epochs (G-TEST). The"
+    " prompts are written to a file beside the config and named in sample_prompts."
+)
 #: Paths are answers of the dataset and hardware steps (a scanned folder has its counts).
 _PATH_STEPS = {
     "pretrained_model_name_or_path": "hardware",
     "train_data_dir": "dataset",
     "output_name": "hardware",
     "output_dir": "hardware",
+    "sample_prompts": "samples",
 }
 
 
@@ -81,7 +90,19 @@ def _apply_answer(state: WizardState, name: str, text: str) -> Recommendation:
 
 
 class ReviewScreen(StepScreen):
+    """The whole width for the table: long values (paths, optimizer args) wrap, never cut.
+
+    The advice panel would leave the values 12 columns; its contents are here instead, in
+    full-width lines under the table: the why of the highlighted row, the step arithmetic
+    and the warnings.
+    """
+
     STEP = "review"
+    KEYS = (
+        ("↑ ↓ PgUp PgDn", "move in the table; the why of the row (›) is shown below it"),
+        ("Enter", "edit the row; then Enter sets the value, Esc cancels"),
+        ("Delete", "give the field back to the advice"),
+    )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("delete", "reset_field", "Use advice"),
     ]
@@ -89,22 +110,38 @@ class ReviewScreen(StepScreen):
     def __init__(self) -> None:
         super().__init__()
         self.editing: str | None = None
+        self._cursor_key: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="")
+        with Vertical(id="review-body"):
+            yield DataTable(id="review-table", cursor_type="row", zebra_stripes=False)
+            with Horizontal(id="edit-row"):
+                yield Label("", id="edit-label", classes="prompt")
+                yield Input(id="field-edit", compact=True)
+            yield Static("", id="edit-error", classes="error")
+            with VerticalScroll(id="review-notes"):
+                yield Static("", id="field-why")
+                yield Static("", id="review-steps")
+                yield Static("", id="review-warnings")
+            yield Static("", id="step-error")
+            yield Button("Next ›", id="next", compact=True)
+        yield Footer()
 
     def compose_form(self) -> ComposeResult:
-        yield DataTable(id="review-table", cursor_type="row", zebra_stripes=False)
-        yield Label("", id="edit-label", classes="prompt")
-        yield Input(id="field-edit", compact=True, placeholder="Enter on a row to edit it")
-        yield Static("", id="edit-error", classes="error")
-        yield Static("", id="field-why")
+        yield from ()  # compose() lays the whole screen out
 
     def on_mount(self) -> None:
         super().on_mount()
-        table = self.query_one(DataTable)
-        table.add_column("field (* yours)", key="field", width=21)
-        table.add_column("value", key="value", width=15)
+        self.query_one("#edit-row").display = False
         self.fill_table()
-        table.focus()
         self.wizard.remember()
+
+    def focus_first(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def on_resize(self) -> None:
+        self.fill_table()
 
     @property
     def rec(self) -> Recommendation | None:
@@ -114,25 +151,48 @@ class ReviewScreen(StepScreen):
         state = self.wizard.state
         return set(state.overrides) | set(state.path_overrides())
 
+    def _widths(self) -> tuple[int, int]:
+        """(field, value) column widths: the longest field name, and the rest of the line."""
+        table = self.query_one(DataTable)
+        rec = self.rec
+        names = [*(f"{name} (answer)" for name in ANSWER_ROWS), *(rec.config if rec else ())]
+        field = max((len(name) for name in names), default=20) + 1
+        # cell padding: one column each side of each of the three columns, plus a scrollbar
+        room = (table.size.width or self.size.width) - field - 1 - 6 - 2
+        return field, max(room, 12)
+
     def fill_table(self) -> None:
         table = self.query_one(DataTable)
         rec = self.rec
         cursor = table.cursor_row
-        table.clear()
+        table.clear(columns=True)
         if rec is None:
             return
+        field_width, value_width = self._widths()
+        table.add_column(" ", key="cursor", width=1)
+        table.add_column("field (* yours)", key="field", width=field_width)
+        table.add_column("value", key="value", width=value_width)
         user = self.user_keys()
         state = self.wizard.state
         for name in ANSWER_ROWS:
             mark = "*" if name in state.values and state.get(name) != "auto" else " "
             label = Text(f"{mark}{name} (answer)", style="italic")
-            table.add_row(label, str(state.get(name)), key=_ANSWER_PREFIX + name)
+            table.add_row(" ", label, str(state.get(name)), key=_ANSWER_PREFIX + name)
+        prompts = len(state.sample_prompts or [])
+        shown_prompts = f"{prompts} prompt(s), a file beside the config" if prompts else "none"
+        mark = "*" if prompts else " "
+        table.add_row(
+            " ", Text(f"{mark}samples (answer)", style="italic"), shown_prompts, key=_SAMPLES
+        )
         for key, value in rec.config.items():
             label = Text(("*" if key in user else " ") + key, style="bold" if key in user else "")
-            table.add_row(label, show(value), key=key)
+            path = key in _PATH_STEPS and isinstance(value, str)
+            shown = short_path(value) if path else show(value)
+            table.add_row(" ", label, Text(shown, overflow="fold"), key=key, height=None)
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
-        self.show_why(self.current_key())
+        self._mark_cursor(self.current_key())
+        self.show_notes(self.current_key())
 
     def current_key(self) -> str | None:
         table = self.query_one(DataTable)
@@ -141,24 +201,42 @@ class ReviewScreen(StepScreen):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         return str(key) if key is not None else None
 
-    def show_why(self, key: str | None) -> None:
+    def _mark_cursor(self, key: str | None) -> None:
+        """ "›" on the cursor row: the row reads as chosen without colour."""
+        table = self.query_one(DataTable)
+        for previous in (self._cursor_key, key):
+            if previous is not None and previous in table.rows:
+                table.update_cell(previous, "cursor", CURSOR if previous == key else " ")
+        self._cursor_key = key
+
+    def show_notes(self, key: str | None) -> None:
+        """The why of the row, the step arithmetic and the warnings, under the table."""
         why = self.query_one("#field-why", Static)
         rec = self.rec
-        if key is None or rec is None:
+        if rec is None:
             why.update("")
             return
-        if key.startswith(_ANSWER_PREFIX):
+        self.query_one("#review-steps", Static).update(arithmetic(rec))
+        self.query_one("#review-warnings", Static).update(warnings_text(rec))
+        if key is None:
+            why.update("")
+        elif key == _SAMPLES:
+            why.update(Text(SAMPLES_WHY))
+        elif key.startswith(_ANSWER_PREFIX):
             question = QUESTIONS_BY_NAME[key.removeprefix(_ANSWER_PREFIX)]
             why.update(f"{question.prompt} {question.help}. One of: {', '.join(question.choices)}")
-            return
-        text = Text(f"{key}: ", style="bold")
-        text.append(field_help(key) + "\n", style="dim")
-        text.append_text(reasons_text(rec, key))
-        why.update(text)
+        else:
+            text = Text(f"{key}: ", style="bold")
+            text.append(field_help(key) + "\n", style="dim")
+            text.append_text(reasons_text(rec, key))
+            text.rstrip()
+            why.update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
-        self.show_why(str(event.row_key.value))
+        key = str(event.row_key.value)
+        self._mark_cursor(key)
+        self.show_notes(key)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -168,19 +246,22 @@ class ReviewScreen(StepScreen):
         rec = self.rec
         if rec is None:
             return
+        if key == _SAMPLES:
+            self.set_edit_error("The sample prompts are set on the samples step (Esc goes back).")
+            return
         if key in _PATH_STEPS:
             self.set_edit_error(f"{key} is set on the {_PATH_STEPS[key]} step (Esc goes back).")
             return
         self.editing = key
         shown = key.removeprefix(_ANSWER_PREFIX)
-        self.query_one("#edit-label", Label).update(
-            f"New value for {shown} (Enter sets, Esc cancels)"
-        )
+        self.query_one("#edit-label", Label).update(f"{shown} = ")
+        self.query_one("#edit-row").display = True
         edit = self.query_one("#field-edit", Input)
         if key.startswith(_ANSWER_PREFIX):
             edit.value = str(self.wizard.state.get(key.removeprefix(_ANSWER_PREFIX)))
         else:
             edit.value = show(rec.config.get(key))
+        self.set_edit_error("Enter sets the value, Esc cancels.")
         edit.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -198,6 +279,7 @@ class ReviewScreen(StepScreen):
             return
         self.set_edit_error("")
         self.stop_edit()
+        self.wizard.remember()  # "start from my last answers" brings the edit back
         self.wizard.refresh_advice()
 
     def set_edit_error(self, message: str) -> None:
@@ -205,12 +287,11 @@ class ReviewScreen(StepScreen):
 
     def stop_edit(self) -> None:
         self.editing = None
-        self.query_one("#edit-label", Label).update("")
+        self.query_one("#edit-row").display = False
         self.query_one("#field-edit", Input).value = ""
         self.query_one(DataTable).focus()
 
     def show_advice(self, advice: Advice) -> None:
-        super().show_advice(advice)
         if self.is_mounted and self.query(DataTable):
             self.fill_table()
 
@@ -224,7 +305,7 @@ class ReviewScreen(StepScreen):
     def action_reset_field(self) -> None:
         key = self.current_key()
         state = self.wizard.state
-        if key is None:
+        if key is None or self.editing is not None:
             return
         if key.startswith(_ANSWER_PREFIX):
             state.set(key.removeprefix(_ANSWER_PREFIX), "auto")
@@ -232,6 +313,7 @@ class ReviewScreen(StepScreen):
             del state.overrides[key]
         else:
             return
+        self.wizard.remember()
         self.wizard.refresh_advice()
 
     def check(self) -> str:

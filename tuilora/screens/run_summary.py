@@ -23,8 +23,10 @@ from tuilora.runs.events import read_events
 from tuilora.runs.rundir import RunDir
 from tuilora.runs.status import is_run_folder
 from tuilora.screens.base import WizardScreen
+from tuilora.screens.dialogs import KeyHelp
 from tuilora.screens.path_input import PathSuggester
 from tuilora.wizard.actions import watch_command
+from tuilora.wizard.fields import short_path
 
 
 def run_summary(root: Path) -> Text:
@@ -49,7 +51,7 @@ def run_summary(root: Path) -> Text:
     if snapshots:
         text.append(f"LoRA files: {', '.join(snapshots[-4:])}\n")
     text.append("\nFollow it: ", style="bold")
-    text.append(watch_command(root) + "\n")
+    text.append(watch_command(short_path(root)) + "\n")
     text.append("Enter opens the live monitor.\n", style="dim")
     return text
 
@@ -103,6 +105,17 @@ class RunScreen(WizardScreen):
             )
             yield Static("", id="run-summary")
         yield Footer()
+
+    def key_help(self) -> KeyHelp:
+        return KeyHelp(
+            "open a run",
+            (
+                ("typing", "a run folder; → takes the greyed completion"),
+                ("Enter", "show what the run's files say; Enter again opens the live monitor"),
+                ("Ctrl+R", "read the run's files again"),
+                ("Esc", "back to the welcome screen"),
+            ),
+        )
 
     def on_mount(self) -> None:
         self.sub_title = "open a run"

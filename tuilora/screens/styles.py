@@ -1,11 +1,16 @@
-"""The wizard's one stylesheet (Textual CSS), laid out for 80x24.
+"""The wizard's one stylesheet (Textual CSS), laid out for 80x24 and growing with the terminal.
 
 Kept as a Python string rather than a .tcss file so it ships inside the wheel without
-package-data settings. A form on the left, the advice panel (34 columns) on the right;
-everything scrolls rather than being cut off.
+package-data settings. A form on the left, the advice panel on the right (34 columns at 80,
+40% of wider terminals); everything wraps or scrolls rather than being cut off. Focus and
+selection read without colour (``marks.FOCUS_CSS``).
 """
 
-CSS = """
+from tuilora.screens.marks import FOCUS_CSS
+
+CSS = (
+    FOCUS_CSS
+    + """
 
 #body {
     height: 1fr;
@@ -17,7 +22,9 @@ CSS = """
 }
 
 #advice {
-    width: 34;
+    width: 40%;
+    min-width: 34;
+    max-width: 64;
     border: round $primary;
     border-title-align: left;
     padding: 0 1;
@@ -31,6 +38,10 @@ CSS = """
 
 #advice-values:focus {
     background-tint: $primary 10%;
+}
+
+#advice-count {
+    color: $text-muted;
 }
 
 #advice-why {
@@ -80,6 +91,14 @@ RadioSet {
     width: 100%;
 }
 
+/* choices wrap rather than end in "…" */
+RadioSet > RadioButton {
+    width: 100%;
+    height: auto;
+    text-wrap: wrap;
+    text-overflow: fold;
+}
+
 Input {
     margin: 0 0 0 0;
 }
@@ -98,7 +117,9 @@ Select {
 }
 
 .buttons Button {
-    margin: 0 2 0 0;
+    width: auto;
+    min-width: 0;
+    margin: 0 1 0 0;
 }
 
 /* welcome */
@@ -132,19 +153,51 @@ Select {
     margin: 1 0 0 0;
 }
 
-/* review */
-#review-table {
-    height: 11;
+/* review: the whole width; notes under the table */
+#review-body {
+    height: 1fr;
+    padding: 0 1;
 }
 
-#field-why {
-    height: auto;
-    max-height: 6;
-    margin: 1 0 0 0;
+#review-table {
+    height: 1fr;
+    min-height: 6;
+}
+
+#edit-row {
+    height: 1;
 }
 
 #edit-label {
+    width: auto;
     margin: 0;
+}
+
+#field-edit {
+    width: 1fr;
+}
+
+#edit-error {
+    height: auto;
+}
+
+#review-notes {
+    height: auto;
+    max-height: 40%;
+    border-top: solid $panel-lighten-2;
+}
+
+#review-steps {
+    color: $text-muted;
+}
+
+/* samples */
+#prompts {
+    border: none;
+    padding: 0;
+    height: auto;
+    min-height: 4;
+    max-height: 14;
 }
 
 /* finish */
@@ -161,22 +214,5 @@ Select {
     margin: 1 0 0 0;
 }
 
-/* dialogs */
-HelpScreen, ConfirmQuit, ExistingRunDialog {
-    align: center middle;
-}
-
-.dialog {
-    width: 64;
-    height: auto;
-    max-height: 22;
-    border: thick $primary;
-    background: $surface;
-    padding: 0 1;
-}
-
-.dialog-title {
-    text-style: bold;
-    margin: 0 0 1 0;
-}
 """
+)

@@ -12,11 +12,18 @@ from textual.widgets.option_list import Option
 from tuilora.advisor.answers import CATEGORIES, QUESTIONS_BY_NAME
 from tuilora.advisor.rules import categories
 from tuilora.screens.base import StepScreen
+from tuilora.screens.marks import MarkedOptionList
 from tuilora.screens.question_field import QuestionField
 
 
 class SubjectScreen(StepScreen):
     STEP = "subject"
+    SINGLE_CHOICE = True
+    KEYS = (
+        ("↑ ↓", "move the › to a subject"),
+        ("Enter", "choose it and go on"),
+        ("Space", "choose it and stay"),
+    )
 
     def compose_form(self) -> ComposeResult:
         question = QUESTIONS_BY_NAME["subject"]
@@ -24,9 +31,10 @@ class SubjectScreen(StepScreen):
 
 
 def category_line(letter: str, facts: Any) -> str:
+    """ "C Elaborate details 8-32": one line at 80 columns (the guide's rank range last)."""
     low, high = facts["rank"]
     ranks = f"{low}" if low == high else f"{low}-{high}"
-    return f"{letter}  {facts['title']:<31}{ranks:>7}"
+    return f"{letter} {facts['title']}  {ranks}"
 
 
 def category_text(letter: str) -> Text:
@@ -45,13 +53,18 @@ class CategoryScreen(StepScreen):
     """The guide's category table; the highlighted category is the answer (G-CAT)."""
 
     STEP = "category"
+    KEYS = (
+        ("↑ ↓", "the highlighted category (›) is the answer; its description is below"),
+        ("Enter", "go on with it"),
+    )
+    FIELD_EXPLAINS = {"q-category": "network_dim"}
 
     def compose_form(self) -> ComposeResult:
         question = QUESTIONS_BY_NAME["category"]
         table = categories()
-        yield Static(question.prompt, classes="prompt")
+        yield Static(f"{question.prompt} (rank range after each)", classes="prompt")
         options = [Option(category_line(c, table[c]), id=c) for c in CATEGORIES]
-        yield OptionList(*options, id="q-category")
+        yield MarkedOptionList(*options, id="q-category")
         yield Static("", id="category-text")
         yield Static(
             "A male character counts half a category harder for A-D (G-CAT-MALE): answer"
@@ -62,7 +75,7 @@ class CategoryScreen(StepScreen):
     def on_mount(self) -> None:
         super().on_mount()
         current = self.wizard.state.get("category")
-        menu = self.query_one("#q-category", OptionList)
+        menu = self.query_one("#q-category", MarkedOptionList)
         menu.highlighted = CATEGORIES.index(current) if current in CATEGORIES else 0
         menu.focus()
 

@@ -12,6 +12,8 @@ from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tuilora.screens.base import WizardScreen
+from tuilora.screens.dialogs import KeyHelp
+from tuilora.screens.marks import MarkedOptionList
 
 INTRO = (
     "tuilora turns what you know about your subject into a complete sd-scripts training"
@@ -28,10 +30,8 @@ class WelcomeScreen(WizardScreen):
         with Vertical(id="welcome"):
             yield Static(Text("LoRA training, one question at a time", style="bold"))
             yield Static(INTRO, id="intro")
-            yield OptionList(*self._options(), id="welcome-menu")
-            yield Static(
-                "↑↓ choose · Enter start · F1 or ? help · Esc back · Ctrl+Q quit", id="keys"
-            )
+            yield MarkedOptionList(*self._options(), id="welcome-menu")
+            yield Static("↑↓ choose · Enter start · F1 or ? help · q or Ctrl+Q quit", id="keys")
         yield Footer()
 
     def _options(self) -> list[Option]:
@@ -48,6 +48,17 @@ class WelcomeScreen(WizardScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "welcome"
+
+    def key_help(self) -> KeyHelp:
+        return KeyHelp(
+            "welcome",
+            (
+                ("↑ ↓", "move the › to a choice"),
+                ("Enter", "start it"),
+                ("q", "quit"),
+            ),
+            "Every screen lists its own keys on F1; the footer shows the main ones.",
+        )
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

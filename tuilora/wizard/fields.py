@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Any, Final
 
 from tuilora.config import TrainingConfig
@@ -79,3 +80,33 @@ def _number(key: str, text: str) -> float:
     if not math.isfinite(number):
         raise UserError(f"{key} must be a finite number, got {text!r}")
     return number
+
+
+def short_path(path: str | os.PathLike[str], cwd: str | None = None) -> str:
+    """A path as short as it reads unambiguously: relative to the working folder when it is
+    inside it, else with ``~`` for the home folder, else as it is."""
+    text = os.fspath(path)
+    if not os.path.isabs(text):
+        return text
+    here = cwd or os.getcwd()
+    try:
+        if os.path.commonpath([here, text]) == here:
+            return os.path.relpath(text, here)
+    except ValueError:
+        pass  # other drive (Windows)
+    home = os.path.expanduser("~")
+    if home not in ("", "/", "~") and os.path.commonpath([home, text]) == home:
+        return "~" + text[len(home) :]
+    return text
+
+
+def short_paths_in(text: str, cwd: str | None = None) -> str:
+    """Free text (a warning, a dataset problem) with absolute paths under the working folder
+    made relative and those under the home folder written with ``~``, as ``short_path``."""
+    here = (cwd or os.getcwd()).rstrip(os.sep)
+    if here:
+        text = text.replace(here + os.sep, "")
+    home = os.path.expanduser("~").rstrip(os.sep)
+    if home and home != "~":
+        text = text.replace(home + os.sep, "~" + os.sep)
+    return text

@@ -17,6 +17,7 @@ from typing import Any, Final
 from tuilora.advisor.answers import QUESTIONS_BY_NAME, Answers
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
+from tuilora.wizard.fields import parse, show
 from tuilora.wizard.state import WizardState
 
 FILE_NAME: Final = "last-answers.json"
@@ -45,6 +46,10 @@ def save_last(state: WizardState, path: Path | None = None) -> Path | None:
         "answers": {k: v for k, v in state.values.items() if k in QUESTIONS_BY_NAME},
         "vram_typed": state.vram_typed,
         **{name: getattr(state, name) for name in _PATHS},
+        "overrides": state.overrides,
+        "processes": state.processes,
+        "sample_prompts": state.sample_prompts,
+        "sample_every": state.sample_every,
     }
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +79,32 @@ def load_last(path: Path | None = None) -> WizardState | None:
         value = data.get(name)
         if isinstance(value, str):
             setattr(state, name, value)
+    state.overrides = _valid_overrides(data.get("overrides"))
+    processes = data.get("processes")
+    if isinstance(processes, int) and not isinstance(processes, bool) and 1 <= processes <= 64:
+        state.processes = processes
+    prompts = data.get("sample_prompts")
+    if isinstance(prompts, list) and all(isinstance(line, str) for line in prompts):
+        state.sample_prompts = [line for line in prompts if line.strip()]
+    elif prompts is None:
+        state.sample_prompts = None
+    every = data.get("sample_every")
+    if isinstance(every, int) and not isinstance(every, bool) and every >= 1:
+        state.sample_every = every
     return state
+
+
+def _valid_overrides(raw: Any) -> dict[str, Any]:
+    """Review edits that still read as their field's type (the rest are dropped)."""
+    if not isinstance(raw, dict):
+        return {}
+    kept: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            kept[key] = parse(str(key), show(value))
+        except UserError:
+            continue  # a field renamed or retyped since: forget that one edit
+    return kept
 
 
 def _valid_answer(name: str, value: Any) -> bool:

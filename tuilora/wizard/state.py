@@ -53,6 +53,18 @@ class WizardState:
     output_dir: str = ""
     #: Config fields the user changed on the review step (sd-scripts names -> values).
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: Data-parallel processes (GPUs training together), as ``advise --processes``.
+    processes: int = 1
+    #: Sample prompts (sd-scripts lines); empty: no samples during training; None: the
+    #: samples step has not been seen (it then suggests prompts).
+    sample_prompts: list[str] | None = None
+    #: ``sample_every_n_epochs`` (None: as often as snapshots are saved).
+    sample_every: int | None = None
+    #: The dataset's trigger tags from the scan ("" before a scan), for the sample prompts.
+    trigger: str = ""
+    #: The dataset step was reached in this session; before it, image counts are assumed
+    #: (even remembered ones), so the advice never shows a dataset's arithmetic too early.
+    reached_dataset: bool = False
 
     # ------------------------------------------------------------------------------------
     def get(self, name: str) -> Any:
@@ -120,14 +132,32 @@ class WizardState:
     def all_overrides(self) -> dict[str, Any]:
         return {**self.path_overrides(), **self.overrides}
 
+    @property
+    def images_assumed(self) -> bool:
+        """The advice's image count is the provisional one (before the dataset step)."""
+        return not self.reached_dataset or self.images() is None
+
     def recommendation(self, overrides: dict[str, Any] | None = None) -> Recommendation:
         """The advice for the complete answers (``overrides`` replace the user's edits)."""
         edits = self.overrides if overrides is None else overrides
-        # the model file's family decides the base, exactly as ``advise --model``
-        answers, notes = model_base(self.answers(), self.model_path, self.values.get("base"))
-        return recommend(
-            answers, overrides={**self.path_overrides(), **edits}, dataset=self.dataset, notes=notes
-        )
+        return self._recommend(self.answers(), {**self.path_overrides(), **edits})
+
+    def _recommend(self, answers: Answers, overrides: dict[str, Any]) -> Recommendation:
+        """``recommend`` as ``advise`` calls it: the model file's family decides the base
+        (``advise --model``), the processes count, and with prompts the samples come with
+        every snapshot."""
+        answers, notes = model_base(answers, self.model_path, self.values.get("base"))
+
+        def advised(pins: dict[str, Any]) -> Recommendation:
+            return recommend(
+                answers, overrides=pins, dataset=self.dataset, processes=self.processes, notes=notes
+            )
+
+        rec = advised(overrides)
+        if not self.sample_prompts or "sample_every_n_epochs" in overrides:
+            return rec
+        every = self.sample_every or rec.config.get("save_every_n_epochs") or 1
+        return advised({**overrides, "sample_every_n_epochs": every})
 
     def advise(self) -> Advice:
         """Advice for the side panel: assumptions filled in until the user has answered."""
@@ -137,17 +167,17 @@ class WizardState:
             return Advice(None, note="Choose a category to see the advice.")
         if self.dataset is not None and self.dataset.images == 0:
             return Advice(None, error="The dataset folder has no training images yet.")
-        if values.get("images") is None:
+        if values.get("images") is None or not self.reached_dataset:
             values["images"] = PROVISIONAL_IMAGES[self.subject]
-            note = f"Assuming {values['images']} images until the dataset step."
+            until = (
+                "you scan a folder or type a count" if self.reached_dataset else "the dataset step"
+            )
+            note = f"Assuming {values['images']} images until {until}."
         if values["vram_source"] == "assumed":
             note = (note + " " if note else "") + "No GPU found: assuming 24 GB."
         try:
             answers = Answers.from_dict(values).validate()
-            answers, notes = model_base(answers, self.model_path, self.values.get("base"))
-            rec = recommend(
-                answers, overrides=self.all_overrides(), dataset=self.dataset, notes=notes
-            )
+            rec = self._recommend(answers, self.all_overrides())
         except UserError as exc:
             return Advice(None, note=note, error=str(exc))
         return Advice(rec, note=note)

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 from typing import Final
 
-STEPS: Final = ("subject", "category", "details", "dataset", "hardware", "review", "finish")
+STEPS: Final = (
+    "subject",
+    "category",
+    "details",
+    "dataset",
+    "hardware",
+    "samples",
+    "review",
+    "finish",
+)
 TITLES: Final = {
     "subject": "Subject",
     "category": "Category",
     "details": "About the subject",
     "dataset": "Dataset",
     "hardware": "Hardware and base model",
+    "samples": "Sample prompts",
     "review": "Review and edit",
     "finish": "Save or train",
 }
@@ -39,6 +49,27 @@ STEP_OF: Final = {
     "batch_size": "review",
     "rank": "review",
     "alpha": "review",
+}
+
+#: The advice value each answer moves most: the side panel explains it while the answer's
+#: field has the focus, so the "why" is on screen without leaving the form.
+EXPLAINS: Final = {
+    "subject": "network_dim",
+    "category": "network_dim",
+    "male": "network_dim",
+    "prior": "total_steps",
+    "quality": "total_steps",
+    "goal": "network_dim",
+    "asymmetric": "flip_aug",
+    "realistic": "network_dim",
+    "simple": "network_dim",
+    "images": "total_steps",
+    "vram": "optimizer_type",
+    "base": "resolution",
+    "optimizer": "optimizer_type",
+    "network": "network_type",
+    "processes": "total_steps",
+    "sample_every": "save_every_n_epochs",
 }
 
 #: Answers asked on the review step as the config field they pin.
