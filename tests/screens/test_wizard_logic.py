@@ -14,7 +14,6 @@ from tuilora.advisor.answers import QUESTIONS
 from tuilora.advisor.cli_advise import answers_from_options
 from tuilora.errors import UserError
 from tuilora.runs import statedir
-from tuilora.runs.rundir import RunDir
 from tuilora.screens.path_input import complete_path
 from tuilora.wizard import actions, fields, memory, steps
 from tuilora.wizard.state import WizardState

@@ -21,6 +21,7 @@ from textual.widgets import Button, Input, Label, RadioSet, Static
 from tuilora.errors import UserError
 from tuilora.screens.base import StepScreen
 from tuilora.screens.command_view import CommandView
+from tuilora.screens.existing_run import Choice, ExistingRunDialog
 from tuilora.screens.marks import Choices, Radio
 from tuilora.screens.path_input import PathSuggester
 from tuilora.wizard.actions import (
@@ -38,7 +39,6 @@ from tuilora.wizard.actions import (
     save_export,
     watch_command,
 )
-from tuilora.screens.existing_run import Choice, ExistingRunDialog
 from tuilora.wizard.fields import short_path
 
 
