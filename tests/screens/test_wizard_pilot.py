@@ -357,6 +357,7 @@ async def test_finish_saves_and_trains(
         await app.screen.workers.wait_for_complete()
         await pilot.pause()
         config = workdir / "runs" / "aria" / "wizard.toml"
+        assert fake_train.calls, text_of(app, "#finish-result")
         assert fake_train.calls[0][-3:] == ["train", str(config), "--detach"]
         assert config.is_file() and (config.parent / "sample_prompts.txt").is_file()
         from tuilora.screens.monitor import MonitorScreen
@@ -416,7 +417,8 @@ async def to_finish_and_train(pilot: Pilot[int], dataset: Path) -> None:
     await pilot.press(*str(dataset), "enter")
     await app.screen.workers.wait_for_complete()
     await pilot.press("ctrl+n", *["tab"] * 4, *"model.safetensors", "tab", *"aria")
-    await pilot.press("ctrl+n", "ctrl+n")
+    await pilot.press("ctrl+n", "ctrl+n", "ctrl+n")  # review, samples, finish
+    assert isinstance(app.screen, FinishScreen)
     app.screen.query_one("#train").focus()
     await pilot.press("enter")
     await pilot.pause()

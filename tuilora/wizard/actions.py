@@ -251,7 +251,7 @@ def prepare_run(state: WizardState, *, start_over: bool = False) -> PreparedRun:
         extra["sample_prompts"] = str(prompts)
     text = export_text(state, "toml", extra)  # a bad edit names its key before writing
     tomllib.loads(text)  # what train will read must parse; a failure here is a bug
-    check_config(text, start_over=start_over)  # everything train checks first
+    check_config(state, start_over=start_over)  # everything train checks first
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -263,12 +263,18 @@ def prepare_run(state: WizardState, *, start_over: bool = False) -> PreparedRun:
     return PreparedRun(run=run, config=config_path, command=tuple(command))
 
 
-def check_config(text: str, *, start_over: bool) -> None:
-    """``tuilora train``'s own checks on the config text, before the run folder exists (the
-    text is read from a temporary file: nothing is left behind when a check fails)."""
+def check_config(state: WizardState, *, start_over: bool) -> None:
+    """``tuilora train``'s own checks on the run's config, before the run folder exists: the
+    config (and its sample prompts) go to a temporary folder, so nothing is left behind when
+    a check fails."""
     with tempfile.TemporaryDirectory(prefix="tuilora-wizard-") as folder:
+        extra: dict[str, Any] = {}
+        if state.sample_prompts:
+            prompts = Path(folder) / SAMPLE_PROMPTS
+            prompts.write_text(prompt_file_text(state.sample_prompts), encoding="utf-8")
+            extra["sample_prompts"] = str(prompts)
         path = Path(folder) / WIZARD_CONFIG
-        path.write_text(text, encoding="utf-8")
+        path.write_text(export_text(state, "toml", extra), encoding="utf-8")
         check_training(str(path), force=start_over)
 
 
