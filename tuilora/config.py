@@ -30,6 +30,7 @@ from tuilora.errors import UserError
 from tuilora.kohya_options import ALIASES, OPTIONS, asks_for_something
 from tuilora.optimizers import canonical_optimizer as canonical_optimizer
 from tuilora.optimizers import optimizer_spec
+from tuilora.parsing import loads_toml
 
 BASE_TYPES: Final = ("sd15", "nai", "sd2", "sdxl")
 NETWORK_TYPES: Final = ("lora", "locon", "loha", "lokr", "ia3")
@@ -411,7 +412,7 @@ def load_toml(path: str | Path) -> LoadedConfig:
     """Read a tuilora or sd-scripts TOML file; errors name the file and the key."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = loads_toml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: no such config file") from None
     except IsADirectoryError:

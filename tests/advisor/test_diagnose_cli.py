@@ -15,7 +15,7 @@ import pytest
 
 from tuilora.advisor import cli_diagnose
 from tuilora.advisor.diagnose_history import history, render_history
-from tuilora.advisor.lora_metadata import lora_training, parse_optimizer, read_header
+from tuilora.advisor.lora_metadata import lora_training, parse_optimizer, read_metadata
 from tuilora.config import load_toml
 from tuilora.errors import UserError
 
@@ -223,11 +223,11 @@ def test_parse_optimizer_forms() -> None:
 
 def test_not_a_lora_is_a_user_error() -> None:
     Path("x.safetensors").write_bytes(b"short")
-    with pytest.raises(UserError, match="too short"):
-        read_header("x.safetensors")
+    with pytest.raises(UserError, match="shorter than a header"):
+        read_metadata("x.safetensors")
     Path("y.safetensors").write_bytes(struct.pack("<Q", 4) + b"nope")
     with pytest.raises(UserError, match="not JSON"):
-        read_header("y.safetensors")
+        read_metadata("y.safetensors")
     _lora_file(Path("z.safetensors"), {"modelspec.title": "x"})
     with pytest.raises(UserError, match="no sd-scripts training metadata"):
         lora_training("z.safetensors")

@@ -7,6 +7,7 @@ the two views cannot disagree (DESIGN §3, STYLE "Declare once, render many ways
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -291,6 +292,8 @@ def _check_answer(question: Question, value: Any) -> None:
     else:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise UserError(f"{flag} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise UserError(f"{flag} must be a finite number, got {value!r}")
         if question.minimum is not None and value <= question.minimum:
             raise UserError(f"{flag} must be above {question.minimum:g}, got {value:g}")
 

@@ -21,6 +21,7 @@ from tuilora.advisor.rules import Warning
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
 from tuilora.modelfile.checks import model_advice
+from tuilora.parsing import loads_toml
 
 
 def answers_from_options(options: Mapping[str, Any]) -> Answers:
@@ -56,7 +57,7 @@ def parse_overrides(entries: Sequence[str]) -> dict[str, Any]:
         if key in out:
             raise UserError(f"--set {key} is given twice: keep one")
         try:
-            value: Any = tomllib.loads(f"value = {text.strip()}")["value"]
+            value: Any = loads_toml(f"value = {text.strip()}")["value"]
         except tomllib.TOMLDecodeError:
             value = text.strip()
         try:

@@ -31,6 +31,7 @@ from tuilora.advisor.diagnose_metrics import loss_text, metrics_from_events
 from tuilora.config import load_toml
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
+from tuilora.parsing import loads_json
 from tuilora.runs.events import read_events
 
 LINEAGE_FILE: Final = "lineage.json"
@@ -74,7 +75,7 @@ def _relative(target: Path, start: Path) -> str:
 
 def read_lineage(run_dir: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((run_dir / LINEAGE_FILE).read_text(encoding="utf-8"))
+        data = loads_json((run_dir / LINEAGE_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     return data if isinstance(data, dict) else None

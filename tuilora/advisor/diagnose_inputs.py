@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -30,6 +29,7 @@ from tuilora.advisor.diagnose_metrics import RunMetrics, metrics_from_events
 from tuilora.advisor.lora_metadata import lora_training
 from tuilora.config import TrainingConfig, load_toml
 from tuilora.errors import UserError
+from tuilora.parsing import loads_toml
 from tuilora.runs.events import read_events
 from tuilora.runs.rundir import RunDir
 
@@ -98,7 +98,12 @@ def load_run_input(path: Path) -> DiagnoseInput:
     else:
         raise UserError(f"{path}: no config.toml and no events.jsonl; is this a run directory?")
     if metrics is None:
-        notes.append("no events.jsonl yet: findings come from your observations only")
+        what = (
+            "events.jsonl holds no readable events"
+            if (path / "events.jsonl").exists()
+            else "no events.jsonl yet"
+        )
+        notes.append(f"{what}: findings come from your observations only")
     name = config.output_name or path.name
     return DiagnoseInput(
         config=config,
@@ -119,7 +124,7 @@ def load_config_input(path: Path) -> DiagnoseInput:
     raw: dict[str, Any] = {}
     if loaded.kohya:
         # load_toml read it already, so it parses; flattened one level as sd-scripts does.
-        for key, value in tomllib.loads(path.read_text(encoding="utf-8")).items():
+        for key, value in loads_toml(path.read_text(encoding="utf-8")).items():
             raw.update(value if isinstance(value, dict) else {key: value})
     return DiagnoseInput(
         config=loaded.config,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
-import struct
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +23,8 @@ from typing import Any, Final
 
 from tuilora.config import TrainingConfig, canonical_optimizer
 from tuilora.errors import UserError
-
-#: A header larger than this is not a LoRA's (sd-scripts' are a few hundred kB at most).
-MAX_HEADER_BYTES: Final = 100 * 1024 * 1024
+from tuilora.modelfile.header import read_safetensors_header
+from tuilora.parsing import loads_json
 
 _FLOATS: Final = {
     "ss_learning_rate": "learning_rate",
@@ -98,36 +97,11 @@ class LoraTraining:
     steps_per_epoch: int | None
 
 
-def read_header(path: str | Path) -> dict[str, Any]:
-    """The JSON header of a safetensors file; UserError naming the file when it is not one."""
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(8)
-            if len(head) < 8:
-                raise UserError(f"{path}: too short to be a .safetensors file")
-            (length,) = struct.unpack("<Q", head)
-            if length > MAX_HEADER_BYTES:
-                raise UserError(f"{path}: not a .safetensors file (header length {length})")
-            raw = handle.read(length)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a .safetensors file") from None
-    if len(raw) < length:
-        raise UserError(f"{path}: the header is cut off; the file is incomplete")
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise UserError(f"{path}: not a .safetensors file (its header is not JSON)") from None
-    if not isinstance(header, dict):
-        raise UserError(f"{path}: not a .safetensors file (its header is not a table)")
-    return header
-
-
 def read_metadata(path: str | Path) -> dict[str, str]:
-    meta = read_header(path).get("__metadata__") or {}
-    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
+    """The ``__metadata__`` of a LoRA file. The whole file is checked first (its header and
+    that every tensor's data lies inside it, ``modelfile.header``): a cut-off download is an
+    error naming the file, never a diagnosis of what is left."""
+    return dict(read_safetensors_header(path).metadata)
 
 
 def lora_training(path: str | Path) -> LoraTraining:
@@ -141,19 +115,16 @@ def lora_training(path: str | Path) -> LoraTraining:
     values, notes = metadata_values(meta)
     config, dropped = _validated(values)
     dirs = _json(meta.get("ss_dataset_dirs"), {})
+    folders = [info for info in dirs.values() if isinstance(info, dict)]
     images = sum(
-        int(info.get("img_count", 0)) * int(info.get("n_repeats", 1))
-        for info in dirs.values()
-        if isinstance(info, dict)
+        _count(info.get("img_count")) * _count(info.get("n_repeats", 1)) for info in folders
     )
-    image_count = sum(
-        int(info.get("img_count", 0)) for info in dirs.values() if isinstance(info, dict)
-    )
+    image_count = sum(_count(info.get("img_count")) for info in folders)
     tags: dict[str, int] = {}
     for folder in _json(meta.get("ss_tag_frequency"), {}).values():
         if isinstance(folder, dict):
             for tag, count in folder.items():
-                tags[str(tag)] = tags.get(str(tag), 0) + int(count)
+                tags[str(tag)] = tags.get(str(tag), 0) + _count(count)
     batches = _number(meta.get("ss_num_batches_per_epoch"))
     return LoraTraining(
         config=config,
@@ -283,6 +254,18 @@ def _number(text: str | None) -> float | None:
     return float(value)
 
 
+def _count(value: Any) -> int:
+    """A count written by another tool: a whole number >= 0, else 0 (a hand-edited or
+    damaged header must not stop the diagnosis)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return 0
+    try:
+        number = float(value)
+    except ValueError:
+        return 0
+    return int(number) if math.isfinite(number) and 0 <= number < 2**53 else 0
+
+
 def _literal(text: str | None) -> Any:
     if text is None:
         return None
@@ -300,7 +283,7 @@ def _json(text: str | None, default: dict[str, Any]) -> dict[str, Any]:
     if not text:
         return default
     try:
-        value = json.loads(text)
+        value = loads_json(text)
     except json.JSONDecodeError:
         return default
     return value if isinstance(value, dict) else default

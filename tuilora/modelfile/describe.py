@@ -19,6 +19,7 @@ from tuilora.errors import UserError
 from tuilora.modelfile.family import FAMILY_NAMES, UNET_PREFIX, detect_architecture
 from tuilora.modelfile.header import SafetensorsHeader, read_safetensors_header
 from tuilora.modelfile.pickled import pickled_tensor_names
+from tuilora.parsing import loads_json
 
 #: Suffixes of files that are Python pickles (loading one can run code).
 PICKLE_SUFFIXES: Final = (".ckpt", ".pt", ".pth", ".bin")
@@ -201,7 +202,7 @@ def _is_weight_file(name: str) -> bool:
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from a model folder; UserError naming the file otherwise."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: missing (is this a complete diffusers model folder?)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from tuilora.errors import UserError
+from tuilora.parsing import loads_json
 
 #: Bytes per element of each safetensors dtype.
 DTYPE_SIZES: Final = {
@@ -84,7 +85,7 @@ def read_safetensors_header(path: str | Path) -> SafetensorsHeader:
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
-        table = json.loads(raw)
+        table = loads_json(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _bad(path, "its header is not JSON") from None
     if not isinstance(table, dict):

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
+from tuilora.parsing import loads_json
+
 EVENT_TYPES: Final = (
     "phase",
     "start",
@@ -46,6 +48,8 @@ EVENT_TYPES: Final = (
     "end",
 )
 MESSAGE_TYPES: Final = ("info", "warning", "error")
+#: No event line is longer (a start event with its whole config is a few kB).
+MAX_LINE_BYTES: Final = 1024 * 1024
 END_STATUSES: Final = ("finished", "stopped", "diverged", "oom", "crashed", "failed-to-start")
 
 
@@ -120,6 +124,11 @@ class EventReader:
     path: Path
     offset: int = 0
     _partial: bytes = field(default=b"", repr=False)
+    #: Lines so far that held something but not an event (corrupt, binary, wrong types).
+    skipped: int = 0
+    #: Why the file cannot be read (a folder in its place, no permission); "" while it can
+    #: or does not exist yet.
+    problem: str = ""
 
     def read_new(self) -> list[dict[str, Any]]:
         try:
@@ -128,33 +137,145 @@ class EventReader:
                 chunk = handle.read()
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            self.problem = f"{self.path}: cannot read it ({exc.strerror or exc})"
+            return []
+        self.problem = ""
         if not chunk:
             return []
         self.offset += len(chunk)
         data = self._partial + chunk
         lines = data.split(b"\n")
         self._partial = lines.pop()  # b"" when the chunk ended with a newline
+        held = self._partial
+        if held and (len(held) > MAX_LINE_BYTES or not held.lstrip(b"\0").startswith(b"{")):
+            # Not the start of an event being written: binary or damaged bytes without a
+            # newline would otherwise be held (and waited for) for good.
+            lines.append(self._partial)
+            self._partial = b""
         events = []
         for line in lines:
             event = parse_line(line)
             if event is not None:
                 events.append(event)
+            elif line.strip():
+                self.skipped += 1
         return events
 
 
 def parse_line(line: bytes | str) -> dict[str, Any] | None:
     """One event, or None for a blank, corrupt or non-event line (never raises)."""
     text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
-    text = text.strip()
+    # NUL bytes are what a crash or power loss leaves where a write had not reached the disk.
+    text = text.strip().strip("\0").strip()
     if not text:
         return None
     try:
-        event = json.loads(text)
+        event = loads_json(text)
     except json.JSONDecodeError:
         return None
     if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
         return None
-    return event
+    return event if well_typed(event) else None
+
+
+# -- field types -----------------------------------------------------------------------
+# A hand-edited or damaged line (a step of "abc", a list for a number, a string config) is
+# skipped like a corrupt one: every reader (runs, watch, diagnose, the monitor) may then use
+# the fields without checks, and one bad line never breaks a listing of many runs (issue 17).
+
+#: Largest step, epoch or count a reader accepts (far above any real run).
+MAX_COUNT: Final = 2**53
+
+
+def _count(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= MAX_COUNT
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _number_or_none(value: Any) -> bool:
+    return value is None or _number(value)
+
+
+def _count_or_none(value: Any) -> bool:
+    return value is None or _count(value)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _numbers_by_name(value: Any) -> bool:
+    return isinstance(value, dict) and all(_number_or_none(v) for v in value.values())
+
+
+def _table(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _status(value: Any) -> bool:
+    return value in END_STATUSES
+
+
+Check = Callable[[Any], bool]
+
+#: For each event type, the fields a reader relies on and what they must hold when present
+#: (``t`` and ``elapsed_s`` for all). A missing field is the reader's business.
+FIELD_TYPES: Final[dict[str, dict[str, Check]]] = {
+    "phase": {"name": _text, "done": _number, "total": _number_or_none, "eta_s": _number_or_none},
+    "start": {
+        "config": _table,
+        "total_steps": _count,
+        "epochs": _count_or_none,
+        "steps_per_epoch": _count_or_none,
+        "device": _text,
+        "versions": _table,
+        "resumed_from_step": _count,
+    },
+    "step": {
+        "step": _count,
+        "epoch": _count,
+        "loss": _number_or_none,
+        "loss_ema": _number_or_none,
+        "lr": _numbers_by_name,
+        "lr_d": _numbers_by_name,
+        "samples_per_s": _number_or_none,
+        "vram_gb": _number_or_none,
+        "eta_s": _number_or_none,
+    },
+    "epoch_end": {
+        "epoch": _count,
+        "step": _count,
+        "loss_mean": _number_or_none,
+        "snapshot": _text_or_none,
+    },
+    "sample": {"epoch": _count_or_none, "step": _count, "images": _texts},
+    "info": {"message": _text, "id": _text_or_none},
+    "warning": {"message": _text, "id": _text_or_none},
+    "error": {"message": _text, "id": _text_or_none},
+    "end": {"status": _status, "step": _count, "final": _text_or_none, "message": _text},
+}
+_EVERY_EVENT: Final[dict[str, Check]] = {"t": _number, "elapsed_s": _number}
+
+
+def well_typed(event: dict[str, Any]) -> bool:
+    """Whether every field the readers use holds what the writer writes."""
+    for checks in (_EVERY_EVENT, FIELD_TYPES[event["type"]]):
+        for name, check in checks.items():
+            if name in event and not check(event[name]):
+                return False
+    return True
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:

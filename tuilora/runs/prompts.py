@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from tuilora.config import SAMPLE_SAMPLERS
 from tuilora.errors import UserError
+from tuilora.parsing import loads_json, loads_toml
 
 #: sd-scripts' defaults where a line gives no value (``sample_image_inference``).
 DEFAULT_STEPS: Final = 30
@@ -245,7 +246,7 @@ def load_prompts(path: str | Path) -> list[SamplePrompt]:
 
 def _json_list(text: str, path: Path) -> list[Any]:
     try:
-        data = json.loads(text)
+        data = loads_json(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"sample_prompts {path}: not valid JSON ({exc})") from None
     if not isinstance(data, list):
@@ -256,7 +257,7 @@ def _json_list(text: str, path: Path) -> list[Any]:
 def _toml_list(text: str, path: Path) -> list[Any]:
     """sd-scripts: ``[prompt]`` holds defaults, each ``[[prompt.subset]]`` one prompt."""
     try:
-        data = tomllib.loads(text)
+        data = loads_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"sample_prompts {path}: not valid TOML ({exc})") from None
     table = data.get("prompt")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from tuilora.fileio import write_atomic
+from tuilora.parsing import loads_json
 
 KEEP: Final = 50
 
@@ -29,7 +30,7 @@ def registry_path() -> Path:
 
 def _read(path: Path) -> list[dict[str, object]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     entries = data.get("runs") if isinstance(data, dict) else None

@@ -14,12 +14,13 @@ resuming never runs code from a file (issue 12).
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from tuilora.parsing import loads_json
 
 STEP_DIGITS: Final = 8
 KEEP: Final = 2
@@ -78,7 +79,7 @@ def newest_state(state_root: Path) -> SavedState | None:
     """The newest complete state (what ``--resume`` continues from), or None."""
     for path in reversed(complete_states(state_root)):
         try:
-            counters = json.loads((path / "counters.json").read_text(encoding="utf-8"))
+            counters = loads_json((path / "counters.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if isinstance(counters, dict) and isinstance(counters.get("step"), int):

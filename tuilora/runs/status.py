@@ -53,14 +53,14 @@ def head_and_tail_events(path: Path) -> list[dict[str, Any]]:
     100,000-step run without reading all of it (a listing or a stop loop reads it often)."""
     try:
         size = path.stat().st_size
-    except FileNotFoundError:
+        if size <= 2 * TAIL_BYTES:
+            return read_events(path)
+        with path.open("rb") as handle:
+            head = handle.read(TAIL_BYTES)
+            handle.seek(size - TAIL_BYTES)
+            tail = handle.read()
+    except OSError:  # gone, a folder in its place, no permission: no events to read
         return []
-    if size <= 2 * TAIL_BYTES:
-        return read_events(path)
-    with path.open("rb") as handle:
-        head = handle.read(TAIL_BYTES)
-        handle.seek(size - TAIL_BYTES)
-        tail = handle.read()
     lines = head.split(b"\n")[:-1] + tail.split(b"\n")[1:]  # drop the cut lines
     return [event for line in lines if (event := parse_line(line)) is not None]
 

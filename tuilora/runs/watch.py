@@ -156,10 +156,24 @@ def watch_plain(
     printer = _Printer(stream, every)
     announced_wait = False
     gone_polls = 0
+    told_skipped = 0
+    told_problem = ""
     while True:
         for event in reader.read_new():
             summary.feed(event)
             printer(event)
+        # Say why nothing shows rather than wait in silence (a binary or damaged file).
+        if reader.problem and reader.problem != told_problem:
+            print(f"warning: {reader.problem}", file=stream, flush=True)
+        told_problem = reader.problem
+        if reader.skipped and not told_skipped:
+            print(
+                f"warning: {run / 'events.jsonl'}: {reader.skipped} line(s) are not events"
+                " (damaged or not written by tuilora); skipped",
+                file=stream,
+                flush=True,
+            )
+            told_skipped = reader.skipped
         state = state_of(run, summary)
         if state == "crashed":
             # Confirmed on a second look: a trainer between its lock and its pid is not gone.

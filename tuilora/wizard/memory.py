@@ -17,6 +17,7 @@ from typing import Any, Final
 from tuilora.advisor.answers import QUESTIONS_BY_NAME, Answers
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
+from tuilora.parsing import loads_json
 from tuilora.wizard.fields import parse, show
 from tuilora.wizard.state import WizardState
 
@@ -63,7 +64,7 @@ def load_last(path: Path | None = None) -> WizardState | None:
     """The remembered state, or None when there is nothing usable."""
     source = path or memory_file()
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
+        data = loads_json(source.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("answers"), dict):
