@@ -155,7 +155,7 @@ def coerce(key: str, value: Any) -> Any:
         # sd-scripts takes a list (one LR per text encoder); tuilora trains them alike.
         if len(value) == 0:
             return None
-        if len(set(value)) == 1:
+        if all(item == value[0] for item in value):  # (items may be unhashable lists)
             return coerce(key, value[0])
         raise UserError(
             f"text_encoder_lr {value!r}: tuilora uses one learning rate for all text encoders;"
