@@ -116,13 +116,15 @@ def read_weights(path: str, option: str, *, allow_pickle: bool) -> dict[str, tor
             f"{option} {path}: not a .safetensors file; reading it would unpickle it. Convert it"
             " to safetensors, or pass --allow-pickle if you trust it"
         )
+    from safetensors import SafetensorError
+
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
 
             return load_file(path)
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, SafetensorError) as exc:
         raise UserError(f"{option} {path}: cannot read ({exc})") from None
     if not isinstance(loaded, dict):
         raise UserError(f"{option} {path}: not a LoRA state dict")
@@ -201,6 +203,13 @@ def load_network_weights(network: NetworkBase, path: str, weights: dict[str, tor
         unknown = network.load_kohya_state_dict(weights)
     except ValueError as exc:
         raise UserError(f"network_weights {path}: {exc}") from None
+    if unknown and len(unknown) == len(weights):
+        # sd-scripts loads with strict=False and goes on; with nothing loaded the run would
+        # silently start from scratch, which is never what continuing a LoRA means (issue 17).
+        raise UserError(
+            f"network_weights {path}: none of its {len(weights)} keys matches a module of this"
+            f" network, e.g. {unknown[0]} (a LoRA for another model family or network type?)"
+        )
     if unknown:
         log.warning("network_weights: %d keys matched no module, e.g. %s", len(unknown), unknown[0])
 

@@ -73,6 +73,18 @@ def pick_snapshot(run: RunDir, raw: str | None, files: Sequence[Path]) -> Path:
     raise UserError(f"--snapshot {raw}: no such file in {run.root} (there are: {names})")
 
 
+def check_loras(kind: str, files: Sequence[Path], snapshot: Path, *, given: str | None) -> None:
+    """Every LoRA the grids will load, checked before the base model loads (a minute on a
+    CPU): a cut, lying, pickled or non-LoRA file is one line naming it, not a traceback."""
+    from tuilora.modelfile.lora import check_lora_file
+
+    if kind in ("epoch-strength", "both"):
+        for path in files:
+            check_lora_file(path, allow_pickle=None)
+    if kind in ("unet-te", "both"):
+        check_lora_file(snapshot, "--snapshot" if given else "", allow_pickle=None)
+
+
 def parse_strengths(raw: Any, flag: str, default: Sequence[float]) -> list[float]:
     if raw is None or str(raw).strip() == "":
         return list(default)
@@ -149,6 +161,7 @@ def run_sample(options: Mapping[str, Any]) -> int:
     steps = _whole(options.get("steps"), "--steps", 1, MAX_STEPS)
     files = lora_files(run)
     snapshot = pick_snapshot(run, options.get("snapshot"), files)
+    check_loras(kind, files, snapshot, given=options.get("snapshot"))
     prompt = choose_prompt(options.get("prompt"), config)
 
     from tuilora.engine.sample import check_sampler, resolve

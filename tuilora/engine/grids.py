@@ -57,11 +57,12 @@ def strength_label(value: float) -> str:
 
 # -- the LoRA, with separate Unet / TE multipliers ---------------------------------------
 def _read(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         return load_file(str(path))
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, SafetensorError) as exc:
         raise UserError(f"{path}: cannot read as a LoRA .safetensors file ({exc})") from None
 
 

@@ -209,6 +209,8 @@ def _run_trainer(
         session.fail_before_start("stopped", message)
         return "stopped-early"
     except UserError as exc:
+        # The CLI prints this error as its one line: the events record it without an echo.
+        events.echo = None
         if seen["started"]:
             events.emit("error", message=str(exc))
             events.emit("end", status="crashed", step=seen["step"], final=None, message=str(exc))

@@ -10,16 +10,19 @@ well under a second: it reads JSON files and a few headers.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from tuilora.config import TrainingConfig, load_toml, output_name_problem
 from tuilora.errors import UserError
 from tuilora.modelfile.describe import PICKLE_SUFFIXES, describe_model, refuse_pickle
 from tuilora.modelfile.header import read_safetensors_header
+from tuilora.modelfile.lora import check_lora_file
 from tuilora.runs import statedir
 from tuilora.runs.events import read_events
 from tuilora.runs.lifecycle import LIVE
@@ -87,6 +90,8 @@ def load_config(
                 f"--resume {resume}: not a tuilora run folder (no config.toml and events.jsonl)"
             )
         config = load_toml(root / "config.toml").config
+        if config_path:
+            check_same_config(config_path, config, root)
         return config, RunDir(root, config.output_name or "lora"), []
     if not config_path:
         raise UserError("give a config file (tuilora train CONFIG) or --resume RUN")
@@ -107,6 +112,65 @@ def load_config(
             )
         config.output_name = name
     return config, RunDir.for_output(config.output_dir, config.output_name), notices
+
+
+# -- resuming with the run's own settings ----------------------------------------------
+#: Where files are may change between sessions (a moved dataset or model); what is trained
+#: may not: a resume continues the run exactly (docs/engine.md).
+RESUME_MAY_MOVE: Final = frozenset(
+    {
+        "pretrained_model_name_or_path",
+        "vae",
+        "model_config",
+        "train_data_dir",
+        "reg_data_dir",
+        "output_dir",
+        "sample_prompts",
+    }
+)
+
+
+def config_differences(now: TrainingConfig, then: Mapping[str, Any]) -> list[str]:
+    """``key: then -> now`` for each training setting that differs (paths may move)."""
+    current = json.loads(json.dumps(now.to_dict(), default=str))
+    changed = []
+    for key, old in then.items():
+        if key in RESUME_MAY_MOVE or key not in current:
+            continue
+        if json.dumps(current[key], sort_keys=True) != json.dumps(old, sort_keys=True):
+            changed.append(f"{key}: {old!r} -> {current[key]!r}")
+    return changed
+
+
+def check_same_config(config_path: str, run_config: TrainingConfig, root: Path) -> None:
+    """``train CONFIG --resume RUN``: --resume wins (the run continues with RUN/config.toml);
+    CONFIG is accepted only when it describes the same training, so that it is never silently
+    ignored (issue 17)."""
+    given = load_toml(config_path).config
+    if given.seed is None:
+        given.seed = run_config.seed  # a file without a seed: the run drew one
+    changed = config_differences(given, run_config.to_dict())
+    if changed:
+        raise UserError(
+            f"{config_path} differs from the run's {root / 'config.toml'} ({changed[0]}): a"
+            f" resumed run continues with its own settings; run `tuilora train --resume {root}`"
+            " alone, or train CONFIG as a new run"
+        )
+
+
+def check_unchanged_since_start(run: RunDir, config: TrainingConfig) -> None:
+    """The run's config.toml still holds what its last session trained with (the ``start``
+    event's config): an edited optimizer, rank or schedule would load the saved state into
+    different training, or be accepted silently (issue 17)."""
+    starts = [e for e in read_events(run.events) if e.get("type") == "start"]
+    if not starts:
+        return
+    changed = config_differences(config, starts[-1].get("config") or {})
+    if changed:
+        raise UserError(
+            f"--resume {run.root}: {run.config} was changed since the run started"
+            f" ({changed[0]}); put it back to resume, or train the new settings as a new run"
+        )
 
 
 # -- model files -----------------------------------------------------------------------
@@ -155,8 +219,10 @@ def check_inputs(config: TrainingConfig, *, allow_pickle: bool, force: bool) -> 
     check_base_model(config.pretrained_model_name_or_path, allow_pickle=allow_pickle)
     if config.vae:
         check_vae_file(config.vae, allow_pickle=allow_pickle)
-    if config.network_weights and not Path(config.network_weights).is_file():
-        raise UserError(f"network_weights {config.network_weights}: no such file")
+    if config.network_weights:
+        check_lora_file(config.network_weights, "network_weights", allow_pickle=allow_pickle)
+    for weights in config.base_weights:
+        check_lora_file(weights, "base_weights", allow_pickle=allow_pickle)
     if config.reg_data_dir and not Path(config.reg_data_dir).is_dir():
         raise UserError(f"reg_data_dir {config.reg_data_dir}: no such folder")
     if config.sample_prompts:
@@ -296,8 +362,11 @@ def check_resume(plan: Plan) -> None:
     status = run_status(run.root)
     refuse_live(status, run)
     saved = statedir.newest_state(run.state)
+    damaged = statedir.damaged_newer(run.state, saved)
     if saved is None:
-        if status.state == "finished":
+        if damaged:
+            reason = f"its saved state {damaged[0][0]} is damaged: {damaged[0][1]}"
+        elif status.state == "finished":
             reason = f"it finished at step {status.step}: nothing to resume"
         elif statedir.legacy_state(run.state):
             reason = "its state was saved by an older tuilora (pickled), which is not loaded"
@@ -312,6 +381,14 @@ def check_resume(plan: Plan) -> None:
             f"--resume {run.root}: {reason}; start it over with"
             f" `tuilora train {run.config} --force`, or choose another output_name"
         )
+    problem = statedir.state_files_problem(saved.path)
+    if problem:
+        raise UserError(
+            f"--resume {run.root}: its saved state {saved.path.name} is damaged: {problem}"
+        )
+    for path, why in damaged:
+        plan.notices.append(f"state {path.name} is damaged ({why}); resuming at step {saved.step}")
+    check_unchanged_since_start(run, plan.config)
     check_writable(run.root)
     plan.resume = saved
 

@@ -14,12 +14,16 @@ resuming never runs code from a file (issue 12).
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from tuilora.errors import UserError
+from tuilora.modelfile.header import read_safetensors_header
 from tuilora.parsing import loads_json
 
 STEP_DIGITS: Final = 8
@@ -76,15 +80,83 @@ def complete_states(state_root: Path) -> list[Path]:
 
 
 def newest_state(state_root: Path) -> SavedState | None:
-    """The newest complete state (what ``--resume`` continues from), or None."""
+    """The newest complete state with sound counters (what ``--resume`` continues from)."""
     for path in reversed(complete_states(state_root)):
-        try:
-            counters = loads_json((path / "counters.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(counters, dict) and isinstance(counters.get("step"), int):
-            return SavedState(path=path, step=int(counters["step"]), counters=counters)
+        saved = read_counters(path)
+        if isinstance(saved, SavedState):
+            return saved
     return None
+
+
+def damaged_newer(state_root: Path, saved: SavedState | None) -> list[tuple[Path, str]]:
+    """The complete state folders newer than ``saved`` (all, when None), each with why it
+    cannot be resumed from."""
+    found = []
+    for path in reversed(complete_states(state_root)):
+        if saved is not None and path == saved.path:
+            break
+        why = read_counters(path)
+        found.append((path, why if isinstance(why, str) else "unreadable"))
+    return found
+
+
+def _whole(low: int) -> Callable[[Any], bool]:
+    return lambda value: type(value) is int and low <= value <= 2**53
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+
+
+#: What ``engine.state.Counters`` writes into counters.json, field by field.
+COUNTER_CHECKS: Final[dict[str, Callable[[Any], bool]]] = {
+    "step": _whole(1),
+    "epoch": _whole(0),
+    "batch_in_epoch": _whole(0),
+    "loss_ema": lambda value: (
+        value is None or (type(value) in (int, float) and math.isfinite(value))
+    ),
+    "session_id": _whole(0),
+    "started_at": _number,
+    "elapsed_s": _number,
+}
+
+
+def read_counters(path: Path) -> SavedState | str:
+    """The state in folder ``path``, or why its counters.json cannot be trusted (unreadable,
+    a field of the wrong type or range, a step other than the folder's): a hand-edited or
+    damaged file must not resume from a step no run reached (issue 17)."""
+    try:
+        counters = loads_json((path / "counters.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"counters.json cannot be read ({exc})"
+    if not isinstance(counters, dict) or "step" not in counters:
+        return "counters.json holds no step"
+    for name, check in COUNTER_CHECKS.items():
+        if name in counters and not check(counters[name]):
+            return f"counters.json: {name} = {counters[name]!r} is not what tuilora writes"
+    if counters["step"] != int(path.name):
+        return f"counters.json says step {counters['step']}, its folder step {int(path.name)}"
+    return SavedState(path=path, step=counters["step"], counters=counters)
+
+
+def state_files_problem(path: Path) -> str:
+    """Why the files of the state in ``path`` cannot be loaded ("" when they can): each
+    safetensors file whole, each JSON file parseable. Read without torch, before a resume
+    loads the model."""
+    for name in STATE_FILES:
+        file = path / name
+        if name.endswith(".safetensors"):
+            try:
+                read_safetensors_header(file)
+            except UserError as error:
+                return str(error)
+            continue
+        try:
+            loads_json(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return f"{file}: not readable JSON ({exc})"
+    return ""
 
 
 def legacy_state(state_root: Path) -> bool:
