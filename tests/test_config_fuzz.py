@@ -177,3 +177,52 @@ def test_the_valid_base_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "valid.toml"
     path.write_text(tomli_w.dumps(VALID), encoding="utf-8")
     assert load_toml(path).config.network_dim == 16
+
+
+# -- advise --set: a pinned value is checked before the advisor's rules compute with it --
+
+SET_VALUES = [
+    "nan", "inf", "1e400", "-1", "0", "99999999999999999999", "1.5", "true", '"x"', '""', "[]",
+    "[[]]", '["a=b"]', '["conv_dim=abc"]', '["x"]', "{}", "{a=1}", "1979-05-27", "07:32:00",
+    "abc", '"512,512"', '"99999,1"', '"0,0"', '"-64,64"', "[1,2]", '"../x"', '"a/b"', "2e-4",
+    '"Prodigy"', '"lycoris.kohya"', '["algo=lokr","factor=-1"]', '["dropout=2"]',
+    '["block_dims=1,2"]', "[" * 300 + "]" * 300,
+]  # fmt: skip
+
+
+@settings(max_examples=EXAMPLES // 2, derandomize=True, database=None, deadline=None)
+@given(
+    pins=st.lists(
+        st.tuples(
+            st.sampled_from(FIELDS),
+            st.one_of(st.sampled_from(SET_VALUES), st.text(max_size=12)),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    subject=st.sampled_from(["style", "character", "concept"]),
+    fmt=st.sampled_from(["json", "toml", "kohya-toml", "kohya-cmd"]),
+)
+def test_advise_set_random_values(pins: list[tuple[str, str]], subject: str, fmt: str) -> None:
+    import contextlib
+    import io
+
+    from tuilora.cli import main
+
+    sets = [arg for key, text in pins for arg in ("--set", f"{key}={text}")]
+    args = ["advise", "--subject", subject, "--category", "B", "--images", "20", "--vram", "24"]
+    err = io.StringIO()
+    counts = COUNTS.setdefault("advise --set", [0, 0, 0])
+    counts[0] += 1
+    with (
+        pytest.raises(SystemExit) as ended,
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(err),
+    ):
+        main([*args, "--format", fmt, *sets])
+    assert ended.value.code in (0, 2)
+    if ended.value.code == 2:
+        counts[2] += 1
+        assert len(err.getvalue().strip().splitlines()) == 1, err.getvalue()
+    else:
+        counts[1] += 1

@@ -284,15 +284,6 @@ class TrainingConfig:
             setattr(self, spec.name, _checked_field(spec, getattr(self, spec.name)))
         check_combinations(self)
 
-    @classmethod
-    def checked_value(cls, key: str, value: Any) -> Any:
-        """One field's value checked alone (type, range, choices) and in its normal form
-        (``resolution = "512"`` is 512); the checks across fields run on a whole config."""
-        spec = {spec.name: spec for spec in fields(cls)}.get(key)
-        if spec is None:
-            raise UserError(unknown_key_message(key, [f.name for f in fields(cls)], "config"))
-        return _checked_field(spec, coerce(key, value))
-
     def resolution_wh(self) -> tuple[int, int]:
         """The training resolution as (width, height)."""
         res = normalize_resolution(self.resolution)
@@ -338,6 +329,29 @@ def _checked_field(spec: dataclasses.Field[Any], value: Any) -> Any:
         problem = output_name_problem(value)
         if problem:
             raise UserError(f"output_name {value!r}: {problem}")
+    return value
+
+
+def check_one_field(key: str, value: Any) -> Any:
+    """One field's value on its own — a pinned ``advise --set`` or a wizard edit — before
+    anything computes with it: its type, range and choices, its normal form, the names it
+    must be (optimizer, scheduler, LoRA name) and the ``key=value`` form of the ``*_args``
+    lists. Returns the value as the config holds it; the UserError names the key (issue 17:
+    a list or text where the advisor's rules compare numbers ended in a traceback). The
+    checks across fields run on the whole config."""
+    from tuilora.config_rules import check_scheduler_name
+
+    spec = next((spec for spec in fields(TrainingConfig) if spec.name == key), None)
+    if spec is None:
+        raise UserError(f"{key}: not a config field")
+    value = _checked_field(spec, coerce(key, value))
+    if value is None:
+        return value
+    if key == "lr_scheduler":
+        check_scheduler_name(value)
+    elif key.endswith("_args"):
+        for entry in value:
+            parse_key_value(entry, key)
     return value
 
 

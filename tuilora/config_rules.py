@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from tuilora.config_fields import parse_key_value
 from tuilora.errors import UserError
 from tuilora.kohya_options import LORA_NETWORK_ARGS
-from tuilora.optimizers import LR_SCHEDULERS, check_scheduler_type
+from tuilora.optimizers import LR_SCHEDULERS, SchedulerSpec, check_scheduler_type
 
 if TYPE_CHECKING:
     from tuilora.config import TrainingConfig
@@ -141,6 +141,19 @@ def _check_lr_weight(value: str) -> None:
         float(base)
 
 
+def check_scheduler_name(name: str) -> SchedulerSpec:
+    """sd-scripts' scheduler of that name; a UserError with a did-you-mean otherwise."""
+    spec = LR_SCHEDULERS.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, list(LR_SCHEDULERS), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        usable = ", ".join(n for n, s in LR_SCHEDULERS.items() if not s.refused)
+        raise UserError(f"lr_scheduler {name!r} is unknown{hint}: use one of {usable}")
+    if spec.refused:
+        raise UserError(f"lr_scheduler {name}: {spec.refused}")
+    return spec
+
+
 def _schedule(config: TrainingConfig) -> None:
     for key in ("lr_warmup_steps", "lr_decay_steps"):
         value = getattr(config, key)
@@ -158,14 +171,7 @@ def _schedule(config: TrainingConfig) -> None:
                 " sd-scripts): set lr_warmup_steps = 0"
             )
         return
-    spec = LR_SCHEDULERS.get(name)
-    if spec is None:
-        close = difflib.get_close_matches(name, list(LR_SCHEDULERS), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        usable = ", ".join(n for n, s in LR_SCHEDULERS.items() if not s.refused)
-        raise UserError(f"lr_scheduler {name!r} is unknown{hint}: use one of {usable}")
-    if spec.refused:
-        raise UserError(f"lr_scheduler {name}: {spec.refused}")
+    spec = check_scheduler_name(name)
     adafactor_schedule = name == "adafactor" or _adafactor_relative_step(config)
     if config.lr_warmup_steps and (not spec.warmup or adafactor_schedule):
         which = "the adafactor schedule" if adafactor_schedule else name

@@ -22,7 +22,7 @@ from tuilora.advisor.rules import (
     load_rules,
 )
 from tuilora.advisor.steps import count
-from tuilora.config import TrainingConfig, config_field_names
+from tuilora.config import TrainingConfig, check_one_field, config_field_names
 from tuilora.errors import UserError
 
 #: The config keys the advisor decides, in the order they are shown and exported (DESIGN §3).
@@ -304,7 +304,7 @@ def checked_override(key: str, value: Any) -> Any:
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise UserError(f"{key}: not a config field{hint}")
-    return TrainingConfig.checked_value(key, value)
+    return check_one_field(key, value)
 
 
 def format_override(value: Any) -> str:
