@@ -301,3 +301,15 @@ def test_a_pid_file_that_is_not_a_pid(capsys: pytest.CaptureFixture[str], pid: s
     code, _, err = run_cli(capsys, "stop", str(run), "--wait", "1")
     assert code == 2
     assert_one_line_error(err, str(run), "not running")
+
+
+@pytest.mark.parametrize("name", ["binary", "binary-no-newline", "garbage-step", "directory"])
+def test_the_monitor_says_why_a_damaged_run_shows_nothing(name: str) -> None:
+    from tuilora.screens.monitor_data import RunTail
+
+    tail = RunTail(damaged_run(Path("runs"), name))
+    assert tail.poll()
+    warnings = [text for kind, text in tail.view.messages if kind == "warning"]
+    assert len(warnings) == 1 and "events.jsonl" in warnings[0]
+    tail.poll()  # said once, not at every poll
+    assert len([1 for kind, _ in tail.view.messages if kind == "warning"]) == 1

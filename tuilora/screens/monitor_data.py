@@ -230,7 +230,26 @@ class RunTail:
             return False
         events = self._reader.read_new()
         self.view.apply(events)
-        return bool(events)
+        return self._say_damage() or bool(events)
+
+    _told: tuple[int, str] = (0, "")
+
+    def _say_damage(self) -> bool:
+        """A damaged or unreadable events file is said once in the messages, so the monitor
+        never waits in silence on it (issue 17); True when something new was said."""
+        assert self._reader is not None
+        skipped, problem = self._reader.skipped, self._reader.problem
+        said = False
+        if problem and problem != self._told[1]:
+            self.view.messages.append(("warning", problem))
+            said = True
+        if skipped and not self._told[0]:
+            self.view.messages.append(
+                ("warning", f"{self.events_path}: {skipped} line(s) are not events; skipped")
+            )
+            said = True
+        self._told = (skipped or self._told[0], problem)
+        return said
 
     def pid(self) -> int | None:
         """The verified trainer's pid (runs.trainer), None when no trainer lives."""
