@@ -285,17 +285,17 @@ def test_sample_snapshot_checked_before_the_model(
     assert not marker.exists()
 
 
-@pytest.mark.slow
-def test_sample_snapshot_of_another_shape(
-    stopped_run: Path, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("how", "says"), [("rank", "has shape"), ("other-model", "none of")])
+def test_sample_snapshot_that_does_not_fit_the_run(
+    how: str, says: str, stopped_run: Path, tmp_path: Path, capsys: Any
 ) -> None:
-    lora = reshaped_lora(stopped_run / "t-000001.safetensors", tmp_path / "r8.safetensors", "rank")
+    lora = reshaped_lora(stopped_run / "t-000001.safetensors", tmp_path / "odd.safetensors", how)
     code, err = run_cli(
-        capsys, "sample", str(stopped_run), "--grid", "unet-te", "--snapshot", str(lora),
-        "--steps", "1", "--unet-strengths", "1", "--te-strengths", "1", "--no-show",
-    )  # fmt: skip
+        capsys, "sample", str(stopped_run), "--grid", "unet-te", "--snapshot", str(lora)
+    )
     assert code == 2
-    assert_one_line_error(err, "r8.safetensors", "does not match")
+    assert_one_line_error(err, "odd.safetensors", says)
+    assert "loading the base model" not in err
 
 
 # -- --resume on a tampered run: refused, and nothing touched --------------------------

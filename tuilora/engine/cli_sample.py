@@ -82,7 +82,29 @@ def check_loras(kind: str, files: Sequence[Path], snapshot: Path, *, given: str 
         for path in files:
             check_lora_file(path, allow_pickle=None)
     if kind in ("unet-te", "both"):
-        check_lora_file(snapshot, "--snapshot" if given else "", allow_pickle=None)
+        header = check_lora_file(snapshot, "--snapshot" if given else "", allow_pickle=None)
+        own = check_lora_file(files[-1], allow_pickle=None)
+        if header is not None and own is not None and snapshot != files[-1]:
+            _same_network(snapshot, header.tensors, own.tensors, files[-1].name)
+
+
+def _same_network(
+    path: Path, tensors: Mapping[str, Any], own: Mapping[str, Any], name: str
+) -> None:
+    """A snapshot from elsewhere must fit the run's network (built from the run's config):
+    compared with the run's own LoRA by header alone, before the model loads."""
+    shared = [key for key in tensors if key in own]
+    if not shared:
+        raise UserError(
+            f"--snapshot {path}: none of its {len(tensors)} tensors is in the run's LoRA"
+            f" ({name}); a LoRA of another model family or network type?"
+        )
+    for key in shared:
+        if tensors[key].shape != own[key].shape:
+            raise UserError(
+                f"--snapshot {path}: {key} has shape {tensors[key].shape}, the run's LoRA"
+                f" {own[key].shape} (another rank or network type?)"
+            )
 
 
 def parse_strengths(raw: Any, flag: str, default: Sequence[float]) -> list[float]:
