@@ -49,7 +49,9 @@ def complete_state(root: Path, step: int, **counters: Any) -> Path:
     folder = statedir.folder_for(root, step)
     folder.mkdir(parents=True)
     for name in statedir.STATE_FILES:
-        (folder / name).write_text("{}", encoding="utf-8")
+        # JSON "{}"; the safetensors files as the smallest whole file (an empty header)
+        prefix = (2).to_bytes(8, "little") if name.endswith(".safetensors") else b""
+        (folder / name).write_bytes(prefix + b"{}")
     (folder / "counters.json").write_text(json.dumps({"step": step, **counters}), "utf-8")
     return folder
 
