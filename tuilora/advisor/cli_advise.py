@@ -63,7 +63,8 @@ def parse_overrides(entries: Sequence[str]) -> dict[str, Any]:
         try:
             out[key] = checked_override(key, value)
         except UserError as exc:
-            raise UserError(f"--set {entry}: {exc}") from None
+            shown = entry if entry.isprintable() else repr(entry)  # one line, always
+            raise UserError(f"--set {shown}: {exc}") from None
     return out
 
 
