@@ -98,6 +98,12 @@ class TrainingConfig:
         "tuilora",
         "a diffusers folder with the configs of a single-file base model (offline loading)",
     )
+    save_state_every_n_minutes: float = opt(
+        10.0,
+        "tuilora",
+        "also save resumable state every N minutes of training (0 = off); the last two are kept",
+        min=0,
+    )
 
     # model
     pretrained_model_name_or_path: str | None = opt(

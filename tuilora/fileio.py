@@ -5,11 +5,30 @@ A crash or Ctrl+C leaves either the old file or the new one, never half of one (
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
+from typing import Final
 
 from tuilora.errors import UserError
+
+#: A write refused for lack of space: a full disk, a quota, a file-size limit (``ulimit -f``).
+NO_SPACE_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+class NoSpaceError(UserError):
+    """A write failed for lack of space; what was written before is intact."""
+
+
+def write_failure(target: str | Path, exc: OSError) -> UserError:
+    """One line for a failed write of ``target``: ``NoSpaceError`` when space ran out."""
+    if exc.errno in NO_SPACE_ERRNOS:
+        return NoSpaceError(
+            f"{target}: no space to write it ({exc.strerror}): the disk is full or a"
+            " size limit was reached"
+        )
+    return UserError(f"{target}: cannot write ({exc.strerror})")
 
 
 def _umask() -> int:
@@ -40,6 +59,8 @@ def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise write_failure(target, exc) from None
         raise UserError(f"{target}: cannot write here ({exc.strerror})") from None
     try:
         # mkstemp makes the file private (0600); the result gets the usual mode, so another
@@ -52,7 +73,7 @@ def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False
         os.replace(tmp_name, target)
     except OSError as exc:
         Path(tmp_name).unlink(missing_ok=True)
-        raise UserError(f"{target}: cannot write ({exc.strerror})") from None
+        raise write_failure(target, exc) from None
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise

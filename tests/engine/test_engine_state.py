@@ -133,3 +133,45 @@ def test_a_kill_at_any_rename_leaves_a_complete_state(tmp_path: Path, when: str)
         statedir.remove_leftovers(root)  # what the next start of the run does
         assert statedir.leftovers(root) == []
         assert statedir.newest_state(root) == newest
+
+
+def test_a_full_disk_during_a_state_save_keeps_the_saved_states(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from tuilora.engine import state as state_module
+    from tuilora.fileio import NoSpaceError
+
+    optimizer, scheduler = optimizer_and_scheduler("adamw")
+    save_state(tmp_path, {"w": torch.ones(2)}, optimizer, scheduler, Counters(5))
+    real_write = state_module._write_bytes
+
+    def full_disk(path: Path, payload: bytes) -> None:
+        if path.name == "optimizer.safetensors":
+            real_write(path, payload[: len(payload) // 2])  # what a full disk leaves
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, payload)
+
+    monkeypatch.setattr(state_module, "_write_bytes", full_disk)
+    with pytest.raises(NoSpaceError) as error:
+        save_state(tmp_path, {"w": torch.zeros(2)}, optimizer, scheduler, Counters(10))
+    assert "no space" in str(error.value) and "\n" not in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["00000005"]  # no staging left
+    assert load_state(tmp_path).counters.step == 5
+
+
+def test_the_state_interval_is_wall_clock_and_zero_turns_it_off() -> None:
+    from tuilora.engine.state import StateInterval
+
+    now = [100.0]
+    interval = StateInterval(0.5, clock=lambda: now[0])
+    now[0] += 29.9
+    assert not interval.due()
+    now[0] += 0.1
+    assert interval.due()
+    interval.saved()
+    assert not interval.due()
+    now[0] += 1e6
+    for off in (0.0, float("inf"), float("nan")):
+        assert not StateInterval(off, clock=lambda: now[0]).due()

@@ -28,7 +28,7 @@ from tuilora.engine.progress import Progress
 from tuilora.engine.sample import TrainingSampler
 from tuilora.engine.save import save_lora
 from tuilora.engine.sdxl import unet_kwargs
-from tuilora.engine.state import Counters, LoadedState, load_state, save_state
+from tuilora.engine.state import Counters, LoadedState, StateInterval, load_state, save_state
 from tuilora.engine.text import check_text_cache
 from tuilora.errors import UserError
 from tuilora.runs.events import EventWriter, read_events
@@ -234,6 +234,7 @@ class Trainer:
         )
         previous = self._install_signals() if self.should_stop is None else {}
         self.snapshots_written = self._snapshots_so_far()
+        self.state_interval = StateInterval(self.config.save_state_every_n_minutes)
         try:
             status = self._epochs(built, counters, progress)
         except torch.OutOfMemoryError:
@@ -283,6 +284,9 @@ class Trainer:
                 self._step_snapshot(built, counters)
                 if counters.step >= built.total_steps:
                     break
+                if self.main and self.state_interval.due():
+                    # save_state_every_n_minutes: a kill loses at most that much training.
+                    self._save_state(built, counters)
             counters.epoch += 1
             counters.batch_in_epoch = 0
             snapshot = None
@@ -526,6 +530,7 @@ class Trainer:
             built.scheduler,
             counters,
         )
+        self.state_interval.saved()
 
     def _restore(self, built: Built, state: LoadedState) -> Counters:
         try:

@@ -14,15 +14,35 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from tuilora.errors import UserError
+from tuilora.fileio import write_failure
 from tuilora.runs import statedir
+
+
+class StateInterval:
+    """``save_state_every_n_minutes``: a state is due once that much wall-clock time passed
+    since the last one (or since training began); 0 (or a value that is not finite) is off."""
+
+    def __init__(self, minutes: float, clock: Callable[[], float] = time.monotonic) -> None:
+        on = minutes > 0 and math.isfinite(minutes)
+        self.seconds: float | None = minutes * 60 if on else None
+        self.clock = clock
+        self.last = clock()
+
+    def due(self) -> bool:
+        return self.seconds is not None and self.clock() - self.last >= self.seconds
+
+    def saved(self) -> None:
+        self.last = self.clock()
 
 
 @dataclass
@@ -74,7 +94,14 @@ def decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data), encoding="utf-8")
+    _write_bytes(path, json.dumps(data).encode("utf-8"))
+
+
+def _write_bytes(path: Path, payload: bytes) -> None:
+    """Python's own writes (not safetensors' writer), so a full disk is an OSError with its
+    errno, which ``fileio.write_failure`` turns into one line."""
+    with open(path, "wb") as handle:
+        handle.write(payload)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -100,29 +127,46 @@ def save_state(
     counters: Counters,
 ) -> Path:
     """Write a complete state for ``counters.step`` and make it the newest (see
-    ``runs.statedir``); the states beyond the last two are removed afterwards."""
+    ``runs.statedir``); the states beyond the last two are removed afterwards. A write that
+    fails (a full disk) removes the staging folder and raises UserError (``NoSpaceError``
+    for lack of space): the states saved before are untouched."""
     target = statedir.folder_for(state_root, counters.step)
     if target.is_dir():  # the same step saved twice (same run, same weights): keep it
         return target
     staging = statedir.staging_for(state_root, counters.step)
-    statedir.remove_tree(staging)
-    staging.mkdir(parents=True)
-    save_file(
-        {k: v.detach().float().cpu().contiguous() for k, v in network_state.items()},
-        str(staging / "network.safetensors"),
-    )
-    tensors: dict[str, torch.Tensor] = {}
-    optimizer_json = encode(optimizer.state_dict(), tensors)
-    save_file(tensors, str(staging / "optimizer.safetensors"))
-    _write_json(staging / "optimizer.json", optimizer_json)
-    _write_json(staging / "scheduler.json", encode(scheduler.state_dict(), {}))
-    # counters.json last: statedir only counts a folder holding every file as complete.
-    _write_json(staging / "counters.json", asdict(counters))
-    _fsync_tree(staging)
+    try:
+        statedir.remove_tree(staging)
+        staging.mkdir(parents=True)
+        _write_staging(staging, network_state, optimizer, scheduler, counters)
+        _fsync_tree(staging)
+    except OSError as exc:
+        statedir.remove_tree(staging)
+        raise write_failure(staging, exc) from None
+    except BaseException:
+        statedir.remove_tree(staging)
+        raise
     staging.rename(target)
     _fsync_dir(state_root)
     statedir.prune(state_root)
     return target
+
+
+def _write_staging(
+    staging: Path,
+    network_state: dict[str, torch.Tensor],
+    optimizer: Any,
+    scheduler: Any,
+    counters: Counters,
+) -> None:
+    network = {k: v.detach().float().cpu().contiguous() for k, v in network_state.items()}
+    _write_bytes(staging / "network.safetensors", save(network))
+    tensors: dict[str, torch.Tensor] = {}
+    optimizer_json = encode(optimizer.state_dict(), tensors)
+    _write_bytes(staging / "optimizer.safetensors", save(tensors))
+    _write_json(staging / "optimizer.json", optimizer_json)
+    _write_json(staging / "scheduler.json", encode(scheduler.state_dict(), {}))
+    # counters.json last: statedir only counts a folder holding every file as complete.
+    _write_json(staging / "counters.json", asdict(counters))
 
 
 @dataclass
@@ -139,7 +183,8 @@ def load_state(state_root: Path) -> LoadedState:
     if saved is None:
         raise UserError(
             f"{state_root}: no saved training state to resume from (state is saved when a run"
-            " is stopped with Ctrl+C / tuilora stop, and every epoch with save_state)"
+            " is stopped with Ctrl+C / tuilora stop, every save_state_every_n_minutes and"
+            " every epoch with save_state)"
         )
     folder = saved.path
     known = {spec.name for spec in fields(Counters)}

@@ -22,6 +22,8 @@ from types import FrameType
 from typing import Any
 
 from tuilora.errors import UserError
+from tuilora.fileio import NoSpaceError
+from tuilora.runs import statedir
 from tuilora.runs.begin import Session, begin
 from tuilora.runs.events import EventWriter
 from tuilora.runs.phases import StopBeforeStart
@@ -211,12 +213,15 @@ def _run_trainer(
     except UserError as exc:
         # The CLI prints this error as its one line: the events record it without an echo.
         events.echo = None
+        if isinstance(exc, NoSpaceError):
+            exc = NoSpaceError(_no_space_message(exc, plan))
+        extra = {"id": "no-space"} if isinstance(exc, NoSpaceError) else {}
         if seen["started"]:
-            events.emit("error", message=str(exc))
+            events.emit("error", message=str(exc), **extra)
             events.emit("end", status="crashed", step=seen["step"], final=None, message=str(exc))
         else:
             session.fail_before_start("failed-to-start", str(exc))
-        raise
+        raise exc from None
     except Exception as exc:
         log.exception("training crashed")  # the traceback, in train.log
         status = "oom" if type(exc).__name__ == "OutOfMemoryError" else "crashed"
@@ -232,6 +237,20 @@ def _run_trainer(
             raise
         session.error = message
         return status
+
+
+def _no_space_message(exc: NoSpaceError, plan: Plan) -> str:
+    """A save ran out of space: what failed, that nothing saved before was lost (saves are
+    atomic: the failed one left no file), and how to go on."""
+    root = plan.run.root
+    saved = statedir.newest_state(plan.run.state)
+    if saved is not None:
+        then = (
+            f"free some space, then continue from step {saved.step}: tuilora train --resume {root}"
+        )
+    else:
+        then = f"free some space, then start it over: tuilora train {plan.run.config} --force"
+    return f"{exc}; the files saved before are intact: {then}"
 
 
 def _stopped_early_message(plan: Plan) -> str:

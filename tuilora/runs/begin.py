@@ -5,7 +5,8 @@ The order matters and is the point of this module:
 1. create the folder and take ``RUN/lock`` (another trainer there: refuse, nothing touched);
 2. with ``--force`` (or over a run that never trained) remove the old run's own files —
    ``events.jsonl`` last, so a kill half-way leaves a folder that still holds a run;
-3. remove leftover temporary files of killed saves;
+3. remove leftover temporary files of killed saves, and (resume) a torn last line of
+   ``events.jsonl`` that a trainer killed mid-append left;
 4. write the pid (the trainer is now visible to ``stop`` / ``runs``), then the first
    ``phase`` event, then (new runs) ``config.toml``; register the run.
 
@@ -26,7 +27,7 @@ from tuilora.config import to_toml_dict
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
 from tuilora.runs import registry, statedir
-from tuilora.runs.events import EventWriter
+from tuilora.runs.events import EventWriter, last_event, repair_torn_tail
 from tuilora.runs.preflight import OldRun, Plan
 from tuilora.runs.rundir import RUN_FOLDERS, RunDir
 
@@ -109,6 +110,26 @@ class Session:
         self.lock.close()
 
 
+def _takeover_notices(run: RunDir, old_pid: bytes | None, torn: int) -> list[str]:
+    """What a resume found of a trainer that died without ending its session (SIGKILL, the
+    OOM killer, a lost machine): its lock went with it (``flock`` locks are released by the
+    kernel when the process dies), so this trainer holds the run now."""
+    notices = []
+    ended = (last_event(run.events) or {}).get("type") == "end"
+    if not ended and old_pid is not None:
+        pid = old_pid.decode("ascii", errors="replace").strip()[:20]
+        notices.append(
+            f"the previous trainer (pid {pid}) ended without saving (killed?); its lock was"
+            " released when it died, and this trainer takes the run over"
+        )
+    if torn:
+        notices.append(
+            f"{run.events.name}: removed a torn last line ({torn} bytes) that the killed"
+            " trainer was writing"
+        )
+    return notices
+
+
 def begin(plan: Plan, *, echo: Callable[[dict[str, Any]], None] | None = None) -> Session:
     """Create or reopen the run folder as the module docstring says."""
     run = plan.run
@@ -118,8 +139,10 @@ def begin(plan: Plan, *, echo: Callable[[dict[str, Any]], None] | None = None) -
         raise UserError(f"output_dir {run.root}: cannot create it ({exc.strerror})") from None
     lock = take_lock(run)
     resume = plan.resume
+    torn = repair_torn_tail(run.events) if resume else 0
     events_size = run.events.stat().st_size if resume and run.events.exists() else 0
     old_pid = run.pid.read_bytes() if resume and run.pid.exists() else None
+    notices = _takeover_notices(run, old_pid, torn) if resume else []
     try:
         if plan.replace is not None:
             clear_old_run(run, plan.replace)
@@ -138,6 +161,8 @@ def begin(plan: Plan, *, echo: Callable[[dict[str, Any]], None] | None = None) -
             eta_s=None,
             resumed_from_step=resume.step if resume else 0,
         )
+        for notice in notices:
+            events.emit("info", message=notice, id="takeover")
         if resume is None:
             write_atomic(run.config, config_text(plan), overwrite=True)
     except BaseException:

@@ -281,3 +281,46 @@ def well_typed(event: dict[str, Any]) -> bool:
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """Every complete event in the file (a torn last line is skipped)."""
     return EventReader(Path(path)).read_new()
+
+
+TAIL_BLOCK = 64 * 1024
+
+
+def repair_torn_tail(path: str | Path) -> int:
+    """Cut a torn last line (a trainer killed in the middle of an append), so the next event
+    starts a line of its own instead of being glued to the fragment; the bytes removed."""
+    try:
+        handle = open(path, "r+b")  # noqa: SIM115 - closed below
+    except (FileNotFoundError, IsADirectoryError):
+        return 0
+    with handle:
+        size = end = handle.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - TAIL_BLOCK)
+            handle.seek(start)
+            chunk = handle.read(end - start)
+            if end == size and chunk.endswith(b"\n"):
+                return 0
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                end = start + newline + 1
+                break
+            end = start
+        handle.truncate(end)
+        return size - end
+
+
+def last_event(path: str | Path) -> dict[str, Any] | None:
+    """The file's last complete event, read from its tail."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - TAIL_BLOCK))
+            lines = handle.read().split(b"\n")
+    except OSError:
+        return None
+    for line in reversed(lines):
+        event = parse_line(line)
+        if event is not None:
+            return event
+    return None

@@ -374,8 +374,8 @@ def check_resume(plan: Plan) -> None:
             reason = "it stopped before its first step: nothing to resume"
         else:
             reason = (
-                "no saved training state (state is saved when a run is stopped, and each"
-                " epoch with save_state)"
+                "no saved training state (state is saved when a run is stopped, every"
+                " save_state_every_n_minutes, and each epoch with save_state)"
             )
         raise UserError(
             f"--resume {run.root}: {reason}; start it over with"
