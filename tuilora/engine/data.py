@@ -315,8 +315,6 @@ def cache_latents(
 ) -> None:
     """Encode every distinct image once (and its mirror with flip_aug); optionally on disk.
     ``progress(done)`` follows the distinct images (the trainer's ``caching latents`` phase)."""
-    from safetensors.torch import load_file, save_file
-
     cache: dict[Path, TrainItem] = {}
     rng = random.Random(0)  # no randomness is used without random_crop / color_aug
     for item in items:
@@ -325,8 +323,8 @@ def cache_latents(
             item.latents, item.latents_flipped = done.latents, done.latents_flipped
             continue
         path = disk_dir / f"{_cache_key(item, interpolation)}.safetensors" if disk_dir else None
-        if path is not None and path.is_file():
-            stored = load_file(str(path))
+        stored = _read_cached_latents(path) if path is not None else None
+        if stored is not None:
             item.latents = stored["latents"]
             item.latents_flipped = stored.get("flipped")
         else:
@@ -341,8 +339,33 @@ def cache_latents(
                 tensors = {"latents": item.latents}
                 if item.latents_flipped is not None:
                     tensors["flipped"] = item.latents_flipped
-                path.parent.mkdir(parents=True, exist_ok=True)
-                save_file(tensors, str(path))
+                _write_cached_latents(path, tensors)
         cache[item.image] = item
         if progress is not None:
             progress(len(cache))
+
+
+def _read_cached_latents(path: Path) -> dict[str, torch.Tensor] | None:
+    """A latent file of the disk cache, or None when there is none or it cannot be read (a
+    file cut by a kill before atomic writes, a full disk): it is then encoded again."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        return None
+    try:
+        stored = load_file(str(path))
+    except (OSError, SafetensorError):
+        return None
+    return stored if "latents" in stored else None
+
+
+def _write_cached_latents(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Atomically (``fileio.write_atomic``): a trainer killed while caching leaves either no
+    file or a whole one."""
+    from safetensors.torch import save
+
+    from tuilora.fileio import write_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, save(tensors), overwrite=True)
