@@ -175,3 +175,30 @@ def test_the_state_interval_is_wall_clock_and_zero_turns_it_off() -> None:
     now[0] += 1e6
     for off in (0.0, float("inf"), float("nan")):
         assert not StateInterval(off, clock=lambda: now[0]).due()
+
+
+def test_a_scheduler_state_holding_tensors_is_saved_whole(tmp_path: Path) -> None:
+    # transformers' AdafactorSchedule (AdaFactor's default relative_step) keeps its last lrs
+    # as tensors; they were once dropped, and --resume then failed to read the state.
+    from transformers.optimization import Adafactor, AdafactorSchedule
+
+    def made() -> tuple[torch.nn.Parameter, Adafactor, AdafactorSchedule]:
+        torch.manual_seed(0)
+        param = torch.nn.Parameter(torch.randn(4, 4))
+        optimizer = Adafactor([param], lr=None, relative_step=True, warmup_init=True)
+        return param, optimizer, AdafactorSchedule(optimizer)
+
+    param, optimizer, scheduler = made()
+    for _ in range(2):
+        (param**2).sum().backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    assert any(isinstance(lr, torch.Tensor) for lr in scheduler.state_dict()["_last_lr"])
+    save_state(tmp_path, {"w": param.detach()}, optimizer, scheduler, Counters(2))
+    loaded = load_state(tmp_path)
+    assert same(loaded.scheduler, scheduler.state_dict())
+    _, fresh_optimizer, fresh_scheduler = made()
+    fresh_optimizer.load_state_dict(loaded.optimizer)
+    fresh_scheduler.load_state_dict(loaded.scheduler)
+    assert fresh_scheduler.get_last_lr() == scheduler.get_last_lr()

@@ -160,11 +160,14 @@ def _write_staging(
 ) -> None:
     network = {k: v.detach().float().cpu().contiguous() for k, v in network_state.items()}
     _write_bytes(staging / "network.safetensors", save(network))
+    # One tensor file for both: a scheduler's state can hold tensors too (AdafactorSchedule
+    # keeps its last lrs as tensors), and they must not be lost.
     tensors: dict[str, torch.Tensor] = {}
     optimizer_json = encode(optimizer.state_dict(), tensors)
+    scheduler_json = encode(scheduler.state_dict(), tensors)
     _write_bytes(staging / "optimizer.safetensors", save(tensors))
     _write_json(staging / "optimizer.json", optimizer_json)
-    _write_json(staging / "scheduler.json", encode(scheduler.state_dict(), {}))
+    _write_json(staging / "scheduler.json", scheduler_json)
     # counters.json last: statedir only counts a folder holding every file as complete.
     _write_json(staging / "counters.json", asdict(counters))
 
@@ -190,11 +193,13 @@ def load_state(state_root: Path) -> LoadedState:
     known = {spec.name for spec in fields(Counters)}
     try:
         counters = Counters(**{k: v for k, v in saved.counters.items() if k in known})
+        tensors = load_file(str(folder / "optimizer.safetensors"))
         optimizer = decode(
-            json.loads((folder / "optimizer.json").read_text(encoding="utf-8")),
-            load_file(str(folder / "optimizer.safetensors")),
+            json.loads((folder / "optimizer.json").read_text(encoding="utf-8")), tensors
         )
-        scheduler = decode(json.loads((folder / "scheduler.json").read_text(encoding="utf-8")), {})
+        scheduler = decode(
+            json.loads((folder / "scheduler.json").read_text(encoding="utf-8")), tensors
+        )
         network = load_file(str(folder / "network.safetensors"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{folder}: the saved state cannot be read ({exc})") from None
