@@ -6,8 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tuilora.runs import events as events_module
-from tuilora.runs.events import EventWriter, last_event, read_events, repair_torn_tail
+from tuilora.runs.events import (
+    EventReader,
+    EventWriter,
+    iter_events,
+    last_event,
+    read_events,
+    repair_torn_tail,
+)
 
 
 def test_a_torn_last_line_is_cut_and_the_next_event_is_readable(tmp_path: Path) -> None:
@@ -33,3 +42,23 @@ def test_a_file_of_one_torn_line_longer_than_a_block_is_emptied(tmp_path: Path) 
     assert repair_torn_tail(path) == 150_000 and path.read_bytes() == b""
     assert repair_torn_tail(tmp_path / "missing.jsonl") == 0
     assert last_event(path) is None
+
+
+def test_events_stream_in_blocks_with_lines_cut_across_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "events.jsonl"
+    with EventWriter(path) as writer:
+        for step in range(1, 201):
+            writer.emit("step", step=step, loss=1.0 / step, lr={"unet": 1e-4})
+    whole = read_events(path)
+    monkeypatch.setattr(events_module, "READ_BLOCK", 97)  # every line is cut by a block end
+    reader = EventReader(path)
+    assert list(reader.iter_new()) == whole and reader.offset == path.stat().st_size
+    with path.open("ab") as handle:
+        handle.write(b'{"t": 2.0, "type": "end", "status": "fin')  # torn: kept for later
+    assert list(reader.iter_new()) == []
+    with path.open("ab") as handle:
+        handle.write(b'ished", "step": 200}\n')
+    assert [e["type"] for e in reader.iter_new()] == ["end"]
+    assert [e["step"] for e in iter_events(path)] == [*range(1, 201), 200]

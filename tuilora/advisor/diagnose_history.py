@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from tuilora.advisor.diagnose import Diagnosis, Observations, config_values
-from tuilora.advisor.diagnose_metrics import loss_text, metrics_from_events
+from tuilora.advisor.diagnose_metrics import (
+    loss_text,
+    metrics_from_file,
+)
 from tuilora.config import load_toml
 from tuilora.errors import UserError
 from tuilora.fileio import write_atomic
 from tuilora.parsing import loads_json
-from tuilora.runs.events import read_events
 
 LINEAGE_FILE: Final = "lineage.json"
 #: Fields that always differ between runs and say nothing about the training.
@@ -130,8 +132,7 @@ def _started(entry: HistoryEntry) -> tuple[float, str]:
 
 
 def _entry(path: Path) -> HistoryEntry:
-    events = read_events(path / "events.jsonl")
-    metrics = metrics_from_events(events) if events else None
+    metrics = metrics_from_file(path / "events.jsonl")
     if metrics is None:
         status = "not started"
     elif metrics.end_status:

@@ -25,12 +25,11 @@ from typing import Any, Final
 from tuilora.advisor import steps
 from tuilora.advisor.dataset_facts import DatasetFacts, bucket_views, dataset_facts
 from tuilora.advisor.diagnose import Diagnosis, ObjectCounts, Observations, diagnose
-from tuilora.advisor.diagnose_metrics import RunMetrics, metrics_from_events
+from tuilora.advisor.diagnose_metrics import RunMetrics, metrics_from_file
 from tuilora.advisor.lora_metadata import lora_training
 from tuilora.config import TrainingConfig, load_toml
 from tuilora.errors import UserError
 from tuilora.parsing import loads_toml
-from tuilora.runs.events import read_events
 from tuilora.runs.rundir import RunDir
 
 IMAGE_SUFFIXES: Final = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -85,8 +84,7 @@ def load_run_input(path: Path) -> DiagnoseInput:
         raise UserError(f"{path}: no such run directory")
     if not path.is_dir():
         raise UserError(f"{path}: not a run directory (expected config.toml and events.jsonl)")
-    events = read_events(path / "events.jsonl")
-    metrics = metrics_from_events(events) if events else None
+    metrics = metrics_from_file(path / "events.jsonl")
     notes: list[str] = []
     kohya = False
     if (path / "config.toml").is_file():

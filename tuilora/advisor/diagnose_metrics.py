@@ -11,11 +11,15 @@ compare them; ``facts()`` is that flat view.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
+
+from tuilora.runs.events import iter_events
 
 #: |t| of the epoch-mean slope above which the loss is called falling or rising.
 TREND_T: Final = 2.0
@@ -118,25 +122,42 @@ def loss_text(metrics: RunMetrics) -> str:
     return f"loss ~{metrics.level:.3f}" if metrics.level is not None else ""
 
 
-def metrics_from_events(events: Sequence[Mapping[str, Any]]) -> RunMetrics:
-    """Reduce parsed events (``runs.events.read_events``) to RunMetrics."""
-    start = _last(events, "start")
-    end = _last(events, "end")
-    steps = [e for e in events if e.get("type") == "step"]
-    losses = [(int(e.get("step", 0)), e.get("loss")) for e in steps]
+def metrics_from_events(events: Iterable[Mapping[str, Any]]) -> RunMetrics:
+    """Reduce events (a list, or a stream: ``runs.events.iter_events``) to RunMetrics in one
+    pass, keeping of each step only its number, epoch, loss and lr x d — a 100,000-step run
+    is never held as 100,000 events (``benchmarks/events_scale.py``)."""
+    start: Mapping[str, Any] = {}
+    end: Mapping[str, Any] = {}
+    losses: list[tuple[int, Any]] = []
+    step_epochs: list[Any] = []
+    lrd_values: list[float] = []
+    epoch_ends: list[Mapping[str, Any]] = []
+    for event in events:
+        kind = event.get("type")
+        if kind == "step":
+            losses.append((int(event.get("step", 0)), event.get("loss")))
+            step_epochs.append(event.get("epoch"))
+            lrd = _lrd(event)
+            if lrd is not None:
+                lrd_values.append(lrd)
+        elif kind == "start":
+            start = event
+        elif kind == "end":
+            end = event
+        elif kind == "epoch_end":
+            epoch_ends.append(event)
+    rows = [(epoch, loss) for epoch, (_, loss) in zip(step_epochs, losses, strict=True)]
     nan_step = next((s for s, loss in losses if not _finite(loss)), None)
     finite = [(s, float(loss)) for s, loss in losses if loss is not None and _finite(loss)]
-    means = _epoch_means(events, steps)
+    means = _epoch_means(epoch_ends, rows)
     trend, change = _tail_trend(means)
-    lrd = [_lrd(e) for e in steps]
-    lrd_values = [v for v in lrd if v is not None]
     snapshots = {
         int(e["epoch"]): str(e["snapshot"])
-        for e in events
-        if e.get("type") == "epoch_end" and e.get("snapshot") and e.get("epoch") is not None
+        for e in epoch_ends
+        if e.get("snapshot") and e.get("epoch") is not None
     }
     spike_steps = _spikes(finite)
-    last_epoch_losses = _last_epoch_losses(steps)
+    last_epoch_losses = _last_epoch_losses(rows)
     return RunMetrics(
         steps=max((s for s, _ in losses), default=0),
         epochs_planned=_int(start.get("epochs")) if start else None,
@@ -165,16 +186,17 @@ def metrics_from_events(events: Sequence[Mapping[str, Any]]) -> RunMetrics:
 
 
 def _epoch_means(
-    events: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]]
+    epoch_ends: Sequence[Mapping[str, Any]], rows: Sequence[tuple[Any, Any]]
 ) -> list[float]:
-    """Per completed epoch: the engine's own mean, else the mean of that epoch's steps."""
+    """Per completed epoch: the engine's own mean, else the mean of that epoch's steps
+    (``rows``: each step's epoch and loss)."""
     by_epoch: dict[int, list[float]] = {}
-    for event in steps:
-        if _finite(event.get("loss")) and event.get("epoch") is not None:
-            by_epoch.setdefault(int(event["epoch"]), []).append(float(event["loss"]))
+    for epoch, loss in rows:
+        if _finite(loss) and epoch is not None:
+            by_epoch.setdefault(int(epoch), []).append(float(loss))
     means: dict[int, float] = {}
-    for event in events:
-        if event.get("type") == "epoch_end" and event.get("epoch") is not None:
+    for event in epoch_ends:
+        if event.get("epoch") is not None:
             epoch = int(event["epoch"])
             if _finite(event.get("loss_mean")):
                 means[epoch] = float(event["loss_mean"])
@@ -247,12 +269,12 @@ def _spikes(losses: Sequence[tuple[int, float]]) -> list[int]:
     return found
 
 
-def _last_epoch_losses(steps: Sequence[Mapping[str, Any]]) -> list[float]:
-    epochs = [int(e["epoch"]) for e in steps if e.get("epoch") is not None]
+def _last_epoch_losses(rows: Sequence[tuple[Any, Any]]) -> list[float]:
+    epochs = [int(epoch) for epoch, _ in rows if epoch is not None]
     if not epochs:
         return []
     last = max(epochs)
-    return [float(e["loss"]) for e in steps if e.get("epoch") == last and _finite(e.get("loss"))]
+    return [float(loss) for epoch, loss in rows if epoch == last and _finite(loss)]
 
 
 # ------------------------------------------------------------------------------------------
@@ -292,9 +314,10 @@ def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _last(events: Iterable[Mapping[str, Any]], type_: str) -> Mapping[str, Any]:
-    found: Mapping[str, Any] = {}
-    for event in events:
-        if event.get("type") == type_:
-            found = event
-    return found
+def metrics_from_file(path: Path) -> RunMetrics | None:
+    """The metrics of a run's ``events.jsonl``, streamed; None when it holds no event."""
+    stream = iter_events(path)
+    first = next(stream, None)
+    if first is None:
+        return None
+    return metrics_from_events(itertools.chain([first], stream))

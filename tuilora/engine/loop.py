@@ -31,7 +31,7 @@ from tuilora.engine.sdxl import unet_kwargs
 from tuilora.engine.state import Counters, LoadedState, StateInterval, load_state, save_state
 from tuilora.engine.text import check_text_cache
 from tuilora.errors import UserError
-from tuilora.runs.events import EventWriter, read_events
+from tuilora.runs.events import EventWriter, iter_events
 from tuilora.runs.phases import PhaseReporter
 from tuilora.runs.rundir import RunDir, written_loras
 
@@ -479,7 +479,7 @@ class Trainer:
         of someone else's."""
         if not (self.main and self.resume):
             return []
-        return written_loras(self.run_dir, read_events(self.run_dir.events))
+        return written_loras(self.run_dir, iter_events(self.run_dir.events))
 
     def _prune_epoch_snapshots(self, snapshot: Path | None) -> None:
         """Keep the last ``save_last_n_epochs`` epoch snapshots (sd-scripts'

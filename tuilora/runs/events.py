@@ -21,6 +21,10 @@ The types and their fields:
 ``runs.lifecycle`` turns these into the run's state.
 
 Readers tolerate a torn last line (a writer mid-append) and a file that does not exist yet.
+They stream: the file is read in blocks of ``READ_BLOCK`` bytes and parsed line by line
+(``iter_events``, ``EventReader.iter_new``), so a 100,000-step run (25 MB) is never held
+whole in memory; a reader keeps only what it needs of each event
+(``benchmarks/events_scale.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -51,6 +55,8 @@ MESSAGE_TYPES: Final = ("info", "warning", "error")
 #: No event line is longer (a start event with its whole config is a few kB).
 MAX_LINE_BYTES: Final = 1024 * 1024
 END_STATUSES: Final = ("finished", "stopped", "diverged", "oom", "crashed", "failed-to-start")
+#: Bytes read at a time: a few thousand events.
+READ_BLOCK: Final = 1 << 20
 
 
 def _clean(value: Any) -> Any:
@@ -131,36 +137,39 @@ class EventReader:
     problem: str = ""
 
     def read_new(self) -> list[dict[str, Any]]:
+        return list(self.iter_new())
+
+    def iter_new(self) -> Iterator[dict[str, Any]]:
+        """The complete events appended since the last read, parsed block by block (consume
+        it to the end: the offset moves a block at a time)."""
         try:
-            with self.path.open("rb") as handle:
-                handle.seek(self.offset)
-                chunk = handle.read()
+            handle = self.path.open("rb")
         except FileNotFoundError:
-            return []
-        except OSError as exc:
+            return
+        except OSError as exc:  # a folder in its place, no permission
             self.problem = f"{self.path}: cannot read it ({exc.strerror or exc})"
-            return []
+            return
         self.problem = ""
-        if not chunk:
-            return []
-        self.offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
-        self._partial = lines.pop()  # b"" when the chunk ended with a newline
-        held = self._partial
-        if held and (len(held) > MAX_LINE_BYTES or not held.lstrip(b"\0").startswith(b"{")):
-            # Not the start of an event being written: binary or damaged bytes without a
-            # newline would otherwise be held (and waited for) for good.
-            lines.append(self._partial)
-            self._partial = b""
-        events = []
-        for line in lines:
-            event = parse_line(line)
-            if event is not None:
-                events.append(event)
-            elif line.strip():
-                self.skipped += 1
-        return events
+        with handle:
+            handle.seek(self.offset)
+            while block := handle.read(READ_BLOCK):
+                self.offset += len(block)
+                lines = (self._partial + block).split(b"\n")
+                self._partial = lines.pop()  # b"" when the block ended with a newline
+                held = self._partial
+                if held and (
+                    len(held) > MAX_LINE_BYTES or not held.lstrip(b"\0").startswith(b"{")
+                ):
+                    # Not the start of an event being written: binary or damaged bytes
+                    # without a newline would otherwise be held (and waited for) for good.
+                    lines.append(held)
+                    self._partial = b""
+                for line in lines:
+                    event = parse_line(line)
+                    if event is not None:
+                        yield event
+                    elif line.strip():
+                        self.skipped += 1
 
 
 def parse_line(line: bytes | str) -> dict[str, Any] | None:
@@ -279,8 +288,14 @@ def well_typed(event: dict[str, Any]) -> bool:
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
-    """Every complete event in the file (a torn last line is skipped)."""
+    """Every complete event in the file (a torn last line is skipped), as a list: for the
+    small files of tests and short runs; readers of a whole run use ``iter_events``."""
     return EventReader(Path(path)).read_new()
+
+
+def iter_events(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Every complete event in the file, one at a time (a torn last line is skipped)."""
+    return EventReader(Path(path)).iter_new()
 
 
 TAIL_BLOCK = 64 * 1024

@@ -24,7 +24,7 @@ from tuilora.modelfile.describe import PICKLE_SUFFIXES, describe_model, refuse_p
 from tuilora.modelfile.header import read_safetensors_header
 from tuilora.modelfile.lora import check_lora_file
 from tuilora.runs import statedir
-from tuilora.runs.events import read_events
+from tuilora.runs.events import iter_events
 from tuilora.runs.lifecycle import LIVE
 from tuilora.runs.rundir import RunDir, written_loras
 from tuilora.runs.status import RunStatus, is_run_folder, run_status
@@ -298,7 +298,7 @@ def old_run(run: RunDir, status: RunStatus) -> OldRun:
         with contextlib.suppress(UserError):
             name = load_toml(config).config.output_name or name
     old = RunDir(run.root, name)
-    return OldRun(status=status, name=name, loras=written_loras(old, read_events(run.events)))
+    return OldRun(status=status, name=name, loras=written_loras(old, iter_events(run.events)))
 
 
 def find_old_run(run: RunDir) -> OldRun | None:

@@ -159,7 +159,7 @@ def watch_plain(
     told_skipped = 0
     told_problem = ""
     while True:
-        for event in reader.read_new():
+        for event in reader.iter_new():
             summary.feed(event)
             printer(event)
         # Say why nothing shows rather than wait in silence (a binary or damaged file).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,11 @@ class RunView:
     #: The run's lifecycle as the events tell it (runs.lifecycle: state, phase, elapsed).
     session: Summary = field(default_factory=Summary)
 
-    def apply(self, events: list[dict[str, Any]]) -> None:
+    def apply(self, events: Iterable[dict[str, Any]]) -> int:
+        """Apply ``events`` (a list, or a stream read from the file); how many there were."""
+        count = 0
         for event in events:
+            count += 1
             self.session.feed(event)
             handler = _HANDLERS.get(str(event.get("type")))
             if handler is not None:
@@ -70,8 +74,9 @@ class RunView:
                 if self.started_t is None:
                     self.started_t = float(t)
             self.events += 1
-        if events:
+        if count:
             self.version += 1
+        return count
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -228,9 +233,8 @@ class RunTail:
             self.view = RunView()
         if size == self._reader.offset:
             return False
-        events = self._reader.read_new()
-        self.view.apply(events)
-        return self._say_damage() or bool(events)
+        applied = self.view.apply(self._reader.iter_new())
+        return self._say_damage() or applied > 0
 
     _told: tuple[int, str] = (0, "")
 

@@ -8,6 +8,7 @@ that follows the run; Enter again on a shown run opens the live monitor
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,7 +20,7 @@ from textual.widgets import Footer, Header, Input, Label, Static
 
 from tuilora.config import load_toml
 from tuilora.errors import UserError
-from tuilora.runs.events import read_events
+from tuilora.runs.events import iter_events
 from tuilora.runs.rundir import RunDir
 from tuilora.runs.status import is_run_folder
 from tuilora.screens.base import WizardScreen
@@ -46,7 +47,7 @@ def run_summary(root: Path) -> Text:
             f" {config.optimizer_type}, {config.max_train_epochs or '?'} epochs,"
             f" batch {config.train_batch_size}, {config.base_type}\n"
         )
-    text.append_text(_progress(read_events(run.events)))
+    text.append_text(_progress(iter_events(run.events)))
     snapshots = sorted(p.name for p in root.glob("*.safetensors"))
     if snapshots:
         text.append(f"LoRA files: {', '.join(snapshots[-4:])}\n")
@@ -56,16 +57,29 @@ def run_summary(root: Path) -> Text:
     return text
 
 
-def _progress(events: list[dict[str, Any]]) -> Text:
+def _progress(events: Iterable[dict[str, Any]]) -> Text:
+    """One pass over the events (a stream: a long run's file is never held whole)."""
     text = Text()
-    if not events:
+    start: dict[str, Any] | None = None
+    last: dict[str, Any] | None = None
+    end: dict[str, Any] | None = None
+    messages: list[dict[str, Any]] = []
+    seen = False
+    for event in events:
+        seen = True
+        kind = event.get("type")
+        if kind == "start" and start is None:
+            start = event
+        elif kind == "step":
+            last = event
+        elif kind == "end":
+            end = event
+        elif kind in ("warning", "error"):
+            messages.append(event)
+    if not seen:
         return Text("Not started yet (no events).\n", style="dim")
-    start = next((e for e in events if e.get("type") == "start"), {})
-    steps = [e for e in events if e.get("type") == "step"]
-    end = next((e for e in reversed(events) if e.get("type") == "end"), None)
-    total = start.get("total_steps", "?")
-    if steps:
-        last = steps[-1]
+    total = (start or {}).get("total_steps", "?")
+    if last is not None:
         loss = last.get("loss")
         loss_text = f", loss {loss:.4f}" if isinstance(loss, float) else ""
         text.append(f"Step {last.get('step')}/{total}, epoch {last.get('epoch')}{loss_text}\n")
@@ -76,7 +90,7 @@ def _progress(events: list[dict[str, Any]]) -> Text:
         text.append("\n")
     else:
         text.append("Running, or stopped without an end event.\n")
-    for event in events:
+    for event in messages:
         if event.get("type") in ("warning", "error"):
             text.append(f"{event['type']}: {event.get('message', '')}\n", style="yellow")
     return text
