@@ -117,3 +117,20 @@ def test_defaults_are_sd_scripts_defaults() -> None:
     assert config.caption_extension == ".caption"
     assert not config.is_adaptive()
     assert TrainingConfig(optimizer_type="DAdaptAdam").is_adaptive()
+
+
+def test_save_state_every_n_minutes_is_tuilora_own_and_stays_out_of_sd_scripts_exports() -> None:
+    from tuilora.advisor.export import kohya_values
+    from tuilora.config import config_field_names, to_toml_dict
+    from tuilora.kohya_options import OPTIONS
+
+    config = TrainingConfig.from_dict({"output_name": "x"})
+    assert config.save_state_every_n_minutes == 10.0  # on by default: a kill loses minutes
+    assert "save_state_every_n_minutes" not in OPTIONS  # sd-scripts has no such option
+    assert to_toml_dict(config)["tuilora"]["save_state_every_n_minutes"] == 10.0
+    assert "save_state_every_n_minutes" not in kohya_values(config, config_field_names())
+    assert (
+        TrainingConfig.from_dict({"save_state_every_n_minutes": 0}).save_state_every_n_minutes == 0
+    )
+    with pytest.raises(UserError, match="save_state_every_n_minutes"):
+        TrainingConfig.from_dict({"save_state_every_n_minutes": -1})

@@ -246,6 +246,7 @@ def test_sigkill_at_20_moments_loses_at_most_one_state_interval(
         kinds = ["steps", "state", "snapshot"] * 6
         rng.shuffle(kinds)
         expected_resume: int | None = None
+        resumes = 0  # since the run last started over
         for number, kind in enumerate(kinds):
             if expected_resume is not None:
                 args = resume
@@ -275,8 +276,9 @@ def test_sigkill_at_20_moments_loses_at_most_one_state_interval(
             starts = [e for e in read_events(run.events) if e["type"] == "start"]
             if expected_resume is not None:
                 assert starts[-1]["resumed_from_step"] == expected_resume
+                resumes += 1
                 infos = [e["message"] for e in read_events(run.events) if e["type"] == "info"]
-                assert any("takes the run over" in m for m in infos)
+                assert sum("takes the run over" in m for m in infos) == resumes
             assert after.newest_state is not None, (kind, plan)
             lost = after.last_step - after.newest_state
             assert 0 <= lost <= 2, (kind, plan, after)  # one state interval, plus the save
