@@ -109,6 +109,27 @@ def test_a_full_disk_during_a_save_ends_saying_so_and_keeps_what_was_saved(
     assert events[-1]["status"] == "finished" and loads(run.final)
 
 
+@pytest.mark.slow
+def test_a_file_size_limit_from_the_start_fails_the_first_save_and_says_start_over(
+    make_config: Any, tmp_path: Path
+) -> None:
+    run = RunDir(tmp_path / "run", "t")
+    config = make_config(run.root, max_train_epochs=2, save_state_every_n_minutes=0)
+
+    def small_files() -> None:  # ulimit -f: a LoRA (77 KB here) cannot be written
+        ignore_sigxfsz()
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    trainer = tuilora_train(str(write_config(config, tmp_path / "c.toml")), preexec_fn=small_files)
+    _, stderr = trainer.communicate(timeout=300)
+    assert trainer.returncode == 2, stderr
+    end = read_events(run.events)[-1]
+    assert end["status"] == "crashed" and end["step"] == 3, end  # the first epoch trained
+    assert "no space to write it" in end["message"] and "\n" not in end["message"]
+    assert f"start it over: tuilora train {run.config} --force" in end["message"]
+    assert list(run.root.glob("*.safetensors")) == [] and run.leftover_temp_files() == []
+
+
 def test_a_second_trainer_on_the_same_run_refuses_and_a_dead_ones_lock_is_free(
     tmp_path: Path,
 ) -> None:
