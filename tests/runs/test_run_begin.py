@@ -192,6 +192,13 @@ def test_resume_of_a_finished_run_says_there_is_nothing_to_resume(config: Path) 
     session.close()
     with pytest.raises(UserError, match="finished at step 40: nothing to resume"):
         check_training(None, resume=str(plan.run.root))
+    state = plan.run.state / "00000036"  # a state saved on the way (every N minutes)
+    state.mkdir(parents=True)
+    for name in statedir.STATE_FILES:
+        (state / name).write_text('{"step": 36}' if name == "counters.json" else "{}")
+    assert statedir.newest_state(plan.run.state) is not None
+    with pytest.raises(UserError, match="finished at step 40: nothing to resume"):
+        check_training(None, resume=str(plan.run.root))
     with pytest.raises(UserError) as refused:
         check_training(str(config))
     assert "--resume" not in str(refused.value)  # nothing to resume: not proposed

@@ -24,7 +24,7 @@ from tuilora.modelfile.describe import PICKLE_SUFFIXES, describe_model, refuse_p
 from tuilora.modelfile.header import read_safetensors_header
 from tuilora.modelfile.lora import check_lora_file
 from tuilora.runs import statedir
-from tuilora.runs.events import iter_events
+from tuilora.runs.events import iter_events, read_events
 from tuilora.runs.lifecycle import LIVE
 from tuilora.runs.rundir import RunDir, written_loras
 from tuilora.runs.status import RunStatus, is_run_folder, run_status
@@ -361,13 +361,16 @@ def check_resume(plan: Plan) -> None:
     run = plan.run
     status = run_status(run.root)
     refuse_live(status, run)
-    saved = statedir.newest_state(run.state)
-    damaged = statedir.damaged_newer(run.state, saved)
+    # A finished run keeps its last states (save_state_every_n_minutes, save_state), but
+    # resuming it would only train its last steps again and rewrite its final LoRA.
+    finished = status.state == "finished"
+    saved = statedir.newest_state(run.state) if not finished else None
+    damaged = statedir.damaged_newer(run.state, saved) if not finished else []
     if saved is None:
-        if damaged:
-            reason = f"its saved state {damaged[0][0]} is damaged: {damaged[0][1]}"
-        elif status.state == "finished":
+        if finished:
             reason = f"it finished at step {status.step}: nothing to resume"
+        elif damaged:
+            reason = f"its saved state {damaged[0][0]} is damaged: {damaged[0][1]}"
         elif statedir.legacy_state(run.state):
             reason = "its state was saved by an older tuilora (pickled), which is not loaded"
         elif not status.trained:
