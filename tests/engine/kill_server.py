@@ -28,9 +28,17 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import torch.utils.tensorboard
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import CLIPTextModel
+
 import tuilora.cli
 import tuilora.engine.loop
-import tuilora.engine.train  # noqa: F401 - imported once here, for every child
+import tuilora.engine.train
+
+#: Imported once here for every child (diffusers' model classes take seconds).
+PRELOADED = (torch.utils.tensorboard, AutoencoderKL, UNet2DConditionModel, CLIPTextModel)
+PRELOADED_TUILORA = (tuilora.engine.loop, tuilora.engine.train)
 
 
 def _fd_path(fd: int) -> str:
