@@ -25,6 +25,7 @@ from tuilora.runs import statedir
 from tuilora.runs.begin import take_lock
 from tuilora.runs.events import read_events
 from tuilora.runs.rundir import RunDir
+from tuilora.runs.status import run_status
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="prlimit and flock are Linux's")
 
@@ -128,6 +129,29 @@ def test_a_file_size_limit_from_the_start_fails_the_first_save_and_says_start_ov
     assert "no space to write it" in end["message"] and "\n" not in end["message"]
     assert f"start it over: tuilora train {run.config} --force" in end["message"]
     assert list(run.root.glob("*.safetensors")) == [] and run.leftover_temp_files() == []
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_logging_an_event_ends_with_one_line_and_whole_lines(
+    make_config: Any, tmp_path: Path
+) -> None:
+    run = RunDir(tmp_path / "run", "t")
+    config = make_config(run.root, max_train_epochs=4, save_state=True)
+    trainer = tuilora_train(
+        str(write_config(config, tmp_path / "c.toml")), preexec_fn=ignore_sigxfsz
+    )
+    while not statedir.newest_state(run.state):
+        assert trainer.poll() is None, trainer.stderr
+        time.sleep(0.02)
+    limit = run.events.stat().st_size + 300  # the next event or two cannot be written
+    resource.prlimit(trainer.pid, resource.RLIMIT_FSIZE, (limit, limit))
+    _, stderr = trainer.communicate(timeout=240)
+    assert trainer.returncode == 2, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("tuilora: error")]
+    assert len(lines) == 1 and f"{run.events}: no space to write it" in lines[0], stderr
+    assert "Traceback" not in stderr and f"tuilora train --resume {run.root}" in lines[0]
+    assert run.events.read_bytes().endswith(b"\n")  # the cut event left no half line
+    assert run_status(run.root).state == "crashed"  # no end event: the trainer is gone
 
 
 def test_a_second_trainer_on_the_same_run_refuses_and_a_dead_ones_lock_is_free(

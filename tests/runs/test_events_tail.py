@@ -62,3 +62,37 @@ def test_events_stream_in_blocks_with_lines_cut_across_them(
         handle.write(b'ished", "step": 200}\n')
     assert [e["type"] for e in reader.iter_new()] == ["end"]
     assert [e["step"] for e in iter_events(path)] == [*range(1, 201), 200]
+
+
+def test_a_full_disk_never_leaves_half_an_event_and_raises_once(tmp_path: Path) -> None:
+    import errno
+
+    from tuilora.fileio import NoSpaceError
+
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path)
+    writer.emit("step", step=1, loss=0.5)
+    whole = path.read_bytes()
+    real = writer._handle
+
+    class FullDisk:  # takes 10 bytes, then the disk is full (what ENOSPC / EFBIG do)
+        def __init__(self) -> None:
+            self.taken = False
+
+        def fileno(self) -> int:
+            return real.fileno()
+
+        def write(self, data: memoryview) -> int:
+            if self.taken:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.taken = True
+            return real.write(data[:10])
+
+    writer._handle = FullDisk()  # type: ignore[assignment]
+    with pytest.raises(NoSpaceError, match="events.jsonl: no space to write it"):
+        writer.emit("step", step=2, loss=0.4)
+    assert path.read_bytes() == whole  # the 10 bytes were cut back
+    writer.emit("end", status="crashed", step=2, final=None, message="")  # no second raise
+    writer._handle = real
+    writer.close()
+    assert [e["step"] for e in read_events(path)] == [1]

@@ -217,6 +217,7 @@ def _run_trainer(
             exc = NoSpaceError(_no_space_message(exc, plan))
         extra = {"id": "no-space"} if isinstance(exc, NoSpaceError) else {}
         if seen["started"]:
+            events.echo = None  # the command line prints the error itself, once
             events.emit("error", message=str(exc), **extra)
             events.emit("end", status="crashed", step=seen["step"], final=None, message=str(exc))
         else:

@@ -29,6 +29,8 @@ whole in memory; a reader keeps only what it needs of each event
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -36,7 +38,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
+
+from tuilora.fileio import write_failure
 
 from tuilora.parsing import loads_json
 
@@ -75,6 +79,11 @@ class EventWriter:
 
     ``elapsed_before`` is the training time of the run's earlier sessions (from its saved
     state); ``echo`` sees every event written (the console prints the messages).
+
+    A write that fails (a full disk) is cut back, so the file never ends in half a line, and
+    raises UserError (``fileio.NoSpaceError`` for lack of space) once; the writer then writes
+    nothing more (the run, without an ``end`` event, reads as crashed) and never raises again,
+    so ending the session cannot fail too.
     """
 
     def __init__(
@@ -86,7 +95,8 @@ class EventWriter:
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle: IO[str] = self.path.open("a", encoding="utf-8")
+        self._handle = self.path.open("ab", buffering=0)
+        self.failed: OSError | None = None
         self.elapsed_before = elapsed_before
         self._started = time.monotonic()
         self.echo = echo
@@ -104,17 +114,39 @@ class EventWriter:
             "elapsed_s": round(self.elapsed(), 1),
             **_clean(fields),
         }
-        self._handle.write(json.dumps(event, ensure_ascii=False, allow_nan=False) + "\n")
-        self._handle.flush()
-        if type_ == "end":
-            os.fsync(self._handle.fileno())
+        line = (json.dumps(event, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        if self.failed is None:
+            self._append(line, fsync=type_ == "end")
         if self.echo is not None:
             self.echo(event)
         return event
 
+    def _append(self, line: bytes, *, fsync: bool) -> None:
+        fd = self._handle.fileno()
+        try:
+            start = os.fstat(fd).st_size
+        except OSError:
+            start = None
+        try:
+            view = memoryview(line)
+            while view:
+                written = self._handle.write(view)
+                if not written:  # nothing taken and no error: no room
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[written:]
+            if fsync:
+                os.fsync(fd)
+        except OSError as exc:
+            self.failed = exc
+            if start is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)  # no half line: cutting needs no space
+            raise write_failure(self.path, exc) from None
+
     def close(self) -> None:
         if not self._handle.closed:
-            self._handle.close()
+            with contextlib.suppress(OSError):
+                self._handle.close()
 
     def __enter__(self) -> EventWriter:
         return self
