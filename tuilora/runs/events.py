@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from tuilora.fileio import write_failure
-
 from tuilora.parsing import loads_json
 
 EVENT_TYPES: Final = (
@@ -189,9 +188,7 @@ class EventReader:
                 lines = (self._partial + block).split(b"\n")
                 self._partial = lines.pop()  # b"" when the block ended with a newline
                 held = self._partial
-                if held and (
-                    len(held) > MAX_LINE_BYTES or not held.lstrip(b"\0").startswith(b"{")
-                ):
+                if held and (len(held) > MAX_LINE_BYTES or not held.lstrip(b"\0").startswith(b"{")):
                     # Not the start of an event being written: binary or damaged bytes
                     # without a newline would otherwise be held (and waited for) for good.
                     lines.append(held)
