@@ -58,6 +58,7 @@ LIGHT_PACKAGES = (
     "tuilora.dataset",
     "tuilora.runs",
     "tuilora.modelfile",
+    "tuilora.lorafile",
 )
 
 

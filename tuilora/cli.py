@@ -348,6 +348,101 @@ def sample(**options: Any) -> int:
     return run_sample(options)
 
 
+@cli.group()
+def tools() -> None:
+    """LoRA tools: inspect, extract, merge, resize (offline; safetensors in and out)."""
+
+
+_PRECISION = click.Choice(["float", "fp16", "bf16"])
+_FORMAT = click.Choice(["table", "json"])
+_RANK = click.IntRange(min=1)
+_QUANTILE = click.FloatRange(0, 1, min_open=True)
+
+
+@tools.command("inspect")
+@click.argument("file")
+@click.option("--model", default=None, metavar="PATH", help="does the LoRA fit this model?")
+@click.option("--format", "fmt", type=_FORMAT, default="table", show_default=True)
+def tools_inspect(file: str, model: str | None, fmt: str) -> int:
+    """What a LoRA file is: type, rank, alpha, base, training, tags, norms, hash.
+
+    With --model (a .safetensors checkpoint or a diffusers folder): exit 1 unless every
+    module finds its weight there with the right shape.
+    """
+    from tuilora.lorafile.cli_inspect import run_inspect
+
+    return run_inspect(file, model=model, fmt=fmt)
+
+
+@tools.command("extract")
+@click.option("--base", required=True, metavar="MODEL", help="the original model (model_org)")
+@click.option("--tuned", required=True, metavar="MODEL", help="the fine-tuned model")
+@click.option("--out", required=True, metavar="FILE", help="the LoRA to write (save_to)")
+@click.option("--dim", type=_RANK, default=4, show_default=True, help="rank of the LoRA")
+@click.option("--conv-dim", type=_RANK, default=None, help="rank for 3x3 convs (C3Lier)")
+@click.option(
+    "--clamp-quantile", type=_QUANTILE, default=0.99, show_default=True, help="1 turns it off"
+)
+@click.option(
+    "--min-diff",
+    type=click.FloatRange(min=0),
+    default=0.01,
+    show_default=True,
+    help="text encoders differing less are left out",
+)
+@click.option("--save-precision", type=_PRECISION, default=None, help="default: float")
+@click.option("--device", default="cpu", show_default=True, help="where the SVDs run (cuda)")
+@click.option("--allow-pickle", is_flag=True, help="allow .ckpt models")
+@click.option("--force", is_flag=True, help="overwrite --out")
+@click.option("--verbose", is_flag=True, help="the kept energy of every module")
+@click.option("--format", "fmt", type=_FORMAT, default="table", show_default=True)
+def tools_extract(**options: Any) -> int:
+    """A LoRA from the difference between a base and a tuned model (SVD per layer)."""
+    from tuilora.engine.tools.cli import run_extract
+
+    return run_extract(options)
+
+
+@tools.command("merge")
+@click.option("--lora", multiple=True, required=True, metavar="FILE[:RATIO]", help="repeatable")
+@click.option("--out", required=True, metavar="PATH", help="the model or LoRA to write")
+@click.option("--base", default=None, metavar="MODEL", help="merge into this checkpoint")
+@click.option("--dim", type=_RANK, default=None, help="LoRA+LoRA: SVD to this rank")
+@click.option("--conv-dim", type=_RANK, default=None, help="LoRA+LoRA: rank for 3x3 convs")
+@click.option("--clamp-quantile", type=_QUANTILE, default=0.99, show_default=True)
+@click.option("--save-precision", type=_PRECISION, default=None, help="default: as stored")
+@click.option("--device", default="cpu", show_default=True, help="where the SVDs run (cuda)")
+@click.option("--allow-pickle", is_flag=True, help="allow a .ckpt base model")
+@click.option("--force", is_flag=True, help="overwrite --out")
+@click.option("--verbose", is_flag=True, help="the kept energy of every module")
+@click.option("--format", "fmt", type=_FORMAT, default="table", show_default=True)
+def tools_merge(**options: Any) -> int:
+    """LoRAs into a checkpoint (--base, written in its own format) or into one LoRA.
+
+    Without --base the LoRAs' ranks are concatenated (exact), or with --dim re-ranked by SVD.
+    """
+    from tuilora.engine.tools.cli import run_merge
+
+    return run_merge(options)
+
+
+@tools.command("resize")
+@click.argument("file")
+@click.option("--dim", type=_RANK, required=True, help="the new rank (new_rank)")
+@click.option("--conv-dim", type=_RANK, default=None, help="for 3x3 convs (default: --dim)")
+@click.option("--out", required=True, metavar="FILE", help="the LoRA to write (save_to)")
+@click.option("--save-precision", type=_PRECISION, default=None, help="default: float")
+@click.option("--device", default="cpu", show_default=True, help="where the SVDs run (cuda)")
+@click.option("--force", is_flag=True, help="overwrite --out")
+@click.option("--verbose", is_flag=True, help="the kept energy of every module")
+@click.option("--format", "fmt", type=_FORMAT, default="table", show_default=True)
+def tools_resize(file: str, **options: Any) -> int:
+    """Lower a LoRA's rank by SVD, keeping its strength; reports the kept energy."""
+    from tuilora.engine.tools.cli import run_resize
+
+    return run_resize({"file": file, **options})
+
+
 def split_debug(args: Sequence[str]) -> tuple[bool, list[str]]:
     """``--debug`` may stand anywhere on the line (before a ``--``); it is the group's flag."""
     cut = list(args).index("--") if "--" in args else len(args)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from tuilora.errors import UserError
 
@@ -78,3 +80,34 @@ def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return target
+
+
+@contextmanager
+def atomic_output(path: str | Path, *, overwrite: bool = False) -> Iterator[BinaryIO]:
+    """A binary handle for writing ``path`` in pieces (a multi-GB model cannot be held in
+    memory first, as ``write_atomic`` does): a temporary file beside the target, fsynced and
+    renamed over it only when the block ends without an error, removed otherwise."""
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise UserError(f"{target} already exists; pass --force to overwrite it")
+    if target.is_dir():
+        raise UserError(f"{target} is a directory; give a file name")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"{parent} does not exist; create the folder first")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise UserError(f"{target}: cannot write here ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise UserError(f"{target}: cannot write ({exc.strerror})") from None
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

@@ -1,11 +1,11 @@
 """The training settings sd-scripts stores in a LoRA file (``ss_*`` metadata), as a config.
 
-A ``.safetensors`` file starts with an 8-byte little-endian header length and a JSON header
-whose ``__metadata__`` maps strings to strings; sd-scripts' ``train_network.py`` writes
-``str(value)`` of each training argument there (``"None"`` for unset, ``"True"``, a tuple's
-repr for ``ss_resolution``, JSON for ``ss_network_args`` and ``ss_tag_frequency``, and
-``ss_optimizer`` as ``module.Class(key=value,...)``). Only the header is read: no tensor
-data, no safetensors package, no torch.
+A ``.safetensors`` file's JSON header has a ``__metadata__`` table of strings (read by
+``tuilora.lorafile``, which ``tuilora tools inspect`` shares); sd-scripts'
+``train_network.py`` writes ``str(value)`` of each training argument there (``"None"`` for
+unset, ``"True"``, a tuple's repr for ``ss_resolution``, JSON for ``ss_network_args`` and
+``ss_tag_frequency``, and ``ss_optimizer`` as ``module.Class(key=value,...)``). Only the
+header is read: no tensor data, no safetensors package, no torch.
 
 Values that do not fit tuilora's config (an unknown optimizer class, a scheduler tuilora does
 not know) are dropped with a note rather than refusing the file: the rest still diagnoses.
@@ -14,8 +14,6 @@ not know) are dropped with a note rather than refusing the file: the rest still 
 from __future__ import annotations
 
 import ast
-import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +21,10 @@ from typing import Any, Final
 
 from tuilora.config import TrainingConfig, canonical_optimizer
 from tuilora.errors import UserError
-from tuilora.modelfile.header import read_safetensors_header
-from tuilora.parsing import loads_json
+from tuilora.lorafile.safetensors_io import read_header, read_metadata
+from tuilora.lorafile.training import dataset_folders, json_table, tag_counts
+
+__all__ = ["LoraTraining", "lora_training", "metadata_values", "parse_optimizer", "read_header"]
 
 _FLOATS: Final = {
     "ss_learning_rate": "learning_rate",
@@ -97,13 +97,6 @@ class LoraTraining:
     steps_per_epoch: int | None
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The ``__metadata__`` of a LoRA file. The whole file is checked first (its header and
-    that every tensor's data lies inside it, ``modelfile.header``): a cut-off download is an
-    error naming the file, never a diagnosis of what is left."""
-    return dict(read_safetensors_header(path).metadata)
-
-
 def lora_training(path: str | Path) -> LoraTraining:
     """The training config a LoRA file records; UserError when it records none."""
     meta = read_metadata(path)
@@ -114,17 +107,10 @@ def lora_training(path: str | Path) -> LoraTraining:
         )
     values, notes = metadata_values(meta)
     config, dropped = _validated(values)
-    dirs = _json(meta.get("ss_dataset_dirs"), {})
-    folders = [info for info in dirs.values() if isinstance(info, dict)]
-    images = sum(
-        _count(info.get("img_count")) * _count(info.get("n_repeats", 1)) for info in folders
-    )
-    image_count = sum(_count(info.get("img_count")) for info in folders)
-    tags: dict[str, int] = {}
-    for folder in _json(meta.get("ss_tag_frequency"), {}).values():
-        if isinstance(folder, dict):
-            for tag, count in folder.items():
-                tags[str(tag)] = tags.get(str(tag), 0) + _count(count)
+    folders = dataset_folders(meta)
+    images = sum(folder.images * folder.repeats for folder in folders)
+    image_count = sum(folder.images for folder in folders)
+    tags = dict(tag_counts(meta))
     batches = _number(meta.get("ss_num_batches_per_epoch"))
     return LoraTraining(
         config=config,
@@ -163,7 +149,7 @@ def metadata_values(meta: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]
         values["base_type"] = "sdxl"
     elif version.startswith("sd_v2") or values.get("v2"):
         values["base_type"] = "sd2"
-    args = _json(meta.get("ss_network_args"), {})
+    args = json_table(meta.get("ss_network_args"))
     values["network_args"] = [
         f"{k}={v}" for k, v in args.items() if v is not None and k != "dropout"
     ]
@@ -277,13 +263,3 @@ def _literal(text: str | None) -> Any:
 
 def _plain(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _json(text: str | None, default: dict[str, Any]) -> dict[str, Any]:
-    if not text:
-        return default
-    try:
-        value = loads_json(text)
-    except json.JSONDecodeError:
-        return default
-    return value if isinstance(value, dict) else default

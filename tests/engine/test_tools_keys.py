@@ -1,0 +1,105 @@
+"""LoRA module names read from checkpoint keys equal the names sd-scripts' create_network
+gives the same model — on the real SD1.5, SD2 and SDXL shapes in the original layout (built
+on the meta device: shapes only) and on the tiny pipelines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from tuilora.engine.naming import naming_for
+from tuilora.engine.network import LoRANetwork
+from tuilora.engine.tools import synthetic
+from tuilora.lorafile.modelkeys import ModelKeys, Slot, keys_from_slots, open_model_keys
+
+
+def _keys(state: dict[str, torch.Tensor], name: str) -> ModelKeys:
+    slots = {key: Slot(None, key, tuple(value.shape), "F16") for key, value in state.items()}
+    return keys_from_slots(Path(name), slots)
+
+
+def _network_names(family: str, *, conv: bool) -> set[str]:
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    with torch.device("meta"):
+        if family == "sd1":
+            unet = UNet2DConditionModel(**synthetic.SD15_UNET)
+            encoders: list[Any] = [CLIPTextModel(CLIPTextConfig(**synthetic.CLIP_L))]
+        else:
+            unet = UNet2DConditionModel(**synthetic.SDXL_UNET)
+            encoders = [
+                CLIPTextModel(CLIPTextConfig(**synthetic.CLIP_L)),
+                CLIPTextModelWithProjection(CLIPTextConfig(**synthetic.OPENCLIP_BIG_G)),
+            ]
+        network = LoRANetwork(
+            unet,
+            encoders,
+            naming_for(family, unet, len(encoders)),
+            rank=1,
+            alpha=1,
+            conv_rank=1 if conv else None,
+        )
+    return set(network.modules_by_name())
+
+
+@pytest.mark.parametrize(
+    ("family", "counts"),
+    [("sd1", {"unet": 192, "te": 72}), ("sdxl", {"unet": 722, "te1": 72, "te2": 192})],
+)
+def test_full_size_original_layout_names_are_sd_scripts(
+    family: str, counts: dict[str, int]
+) -> None:
+    model = _keys(synthetic.meta_checkpoint(family), family)
+    assert model.family == family
+    targets = model.targets()
+    lierla = {name for name, target in targets.items() if target.in_network(conv=False)}
+    found: dict[str, int] = {}
+    for name in lierla:
+        part = name.split("_")[1]
+        found[part] = found.get(part, 0) + 1
+    assert found == counts  # DESIGN §11: SD1.5 192 + 72, SDXL 722 + 72 + 192
+    assert lierla == _network_names(family, conv=False)
+    c3lier = {name for name, target in targets.items() if target.in_network(conv=True)}
+    assert c3lier == _network_names(family, conv=True)
+
+
+def test_sd2_openclip_is_split_into_q_k_v_and_loses_its_last_layer() -> None:
+    """SD2's original file holds OpenCLIP-H: 24 layers with fused q/k/v; sd-scripts' SD2
+    text encoder has 23 (its conversion drops the last) with separate q/k/v."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    with torch.device("meta"):
+        encoder = CLIPTextModel(
+            CLIPTextConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24)
+        )
+    state = {
+        key: value
+        for key, value in synthetic.meta_checkpoint("sd1").items()
+        if key.startswith("model.diffusion_model.")
+    }
+    for key, value in synthetic.openclip_state(encoder.state_dict()).items():
+        state[f"cond_stage_model.model.{key}"] = value
+    model = _keys(state, "sd2")
+    assert model.family == "sd2"
+    text = {n: t for n, t in model.targets().items() if n.startswith("lora_te_")}
+    assert len(text) == 23 * 6
+    assert "lora_te_text_model_encoder_layers_23_mlp_fc1" not in text
+    k_proj = text["lora_te_text_model_encoder_layers_0_self_attn_k_proj"].slot
+    assert k_proj.key == "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight"
+    assert k_proj.rows == (1024, 2048) and k_proj.weight_shape == (1024, 1024)
+
+
+def test_tiny_models_in_both_layouts_name_alike(tiny_model: Path, tmp_path: Path) -> None:
+    from tuilora.engine.ldm_convert import save_ldm_checkpoint
+
+    folder = open_model_keys(tiny_model)
+    single = open_model_keys(save_ldm_checkpoint(tiny_model, tmp_path / "t.safetensors"))
+    assert (folder.layout, single.layout) == ("diffusers", "ldm")
+    a, b = folder.targets(), single.targets()
+    assert set(a) == set(b)
+    assert all(a[n].slot.weight_shape == b[n].slot.weight_shape for n in a)
+    assert all(a[n].role == b[n].role for n in a)
