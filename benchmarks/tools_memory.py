@@ -7,8 +7,10 @@ unchanged), then runs, each in its own process, with that process's peak RSS:
 - `tuilora tools extract --dim 8` (base vs tuned), and how much of the known change the
   extracted LoRA recovers (its kept energy and relative error, as the tool reports them);
 - `tuilora tools merge` of that LoRA back into the base (a new 2.1 GB file);
-- a plain load of both files with safetensors' `load_file` (what a script holding both
-  models in memory needs), for the ratio.
+- both files read whole into memory as stored (fp16; what a script holding both models
+  needs at the least: sd-scripts' extract holds two full models), for the ratio. (Not
+  safetensors' ``load_file``: its tensors are memory-mapped, so its RSS counts only pages
+  touched.)
 
 Goal: extract and merge within a few GB (they read one layer at a time). `--family sdxl`
 does the same on an SDXL-shaped file (~6.9 GB each, ~21 GB of disk; no plain-load baseline:
@@ -35,9 +37,14 @@ CHILD = """
 import json, resource, sys, time
 start = time.perf_counter()
 code = 0
-if sys.argv[1] == "load":
-    from safetensors.torch import load_file
-    both = [load_file(path) for path in sys.argv[2:]]
+if sys.argv[1] == "load":  # every tensor of both files held in memory, as stored
+    from tuilora.engine.tools.sources import tensor_from_bytes
+    from tuilora.lorafile.safetensors_io import SafetensorsFile
+    held = []
+    for path in sys.argv[2:]:
+        with SafetensorsFile(path) as file:
+            held.append({name: tensor_from_bytes(file.read_bytes(name), info.dtype, info.shape)
+                         for name, info in file.tensors.items()})
 else:
     from tuilora.cli import main
     try:
@@ -91,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", choices=["sd1", "sdxl"], default="sd1")
     parser.add_argument("--dir", default=None, help="where the big files go")
+    parser.add_argument("--clamp-quantile", default="0.99", help="passed to extract")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tuilora-tools-", dir=args.dir))
     try:
@@ -100,26 +108,48 @@ def main() -> None:
         size = base.stat().st_size / 1e9
         lora = folder / "extracted.safetensors"
         extract, report = measured(
-            ["tools", "extract", "--base", str(base), "--tuned", str(tuned), "--dim", str(RANK),
-             "--out", str(lora), "--format", "json"]
+            [
+                "tools",
+                "extract",
+                "--base",
+                str(base),
+                "--tuned",
+                str(tuned),
+                "--dim",
+                str(RANK),
+                "--out",
+                str(lora),
+                "--clamp-quantile",
+                args.clamp_quantile,
+                "--format",
+                "json",
+            ]
         )
         data = json.loads(report)
         merge, _ = measured(
-            ["tools", "merge", "--base", str(base), "--lora", str(lora),
-             "--out", str(folder / "merged.safetensors")]
+            [
+                "tools",
+                "merge",
+                "--base",
+                str(base),
+                "--lora",
+                str(lora),
+                "--out",
+                str(folder / "merged.safetensors"),
+            ]
         )
         line = (
             f"tools on an {args.family.upper()}-shaped fp16 checkpoint ({size:.2f} GB, built in"
             f" {built:.0f} s): extract dim {RANK} peak RSS {extract['peak'] / 1e9:.2f} GB"
             f" ({extract['peak'] / 1e9 / size:.2f}x the file) in {extract['seconds']:.0f} s,"
             f" kept energy {data['energy']:.4%}, relative error {data['error']:.3%}"
-            f" (clamp 0.99; text encoder extracted: {data['text_encoder']});"
+            f" (clamp {args.clamp_quantile}; text encoder extracted: {data['text_encoder']});"
             f" merge peak RSS {merge['peak'] / 1e9:.2f} GB in {merge['seconds']:.0f} s"
         )
         if args.family == "sd1":
             load, _ = measured(["load", str(base), str(tuned)])
             line += (
-                f"; loading both files whole: {load['peak'] / 1e9:.2f} GB"
+                f"; both files held in memory: {load['peak'] / 1e9:.2f} GB"
                 f" (extract {extract['peak'] / load['peak']:.2f}x,"
                 f" merge {merge['peak'] / load['peak']:.2f}x of it)"
             )
