@@ -68,29 +68,38 @@ def measured(args: list[str]) -> tuple[dict[str, float], str]:
 
 
 def build(family: str, folder: Path) -> tuple[Path, Path]:
-    from tuilora.engine.tools.synthetic import meta_checkpoint, write_random_checkpoint
+    """The base file (random weights, std 0.02) and the tuned one: the same weights plus a
+    rank-8 change on every UNet LoRA target, streamed tensor by tensor."""
+    from tuilora.engine.ldm_convert import ldm_shapes, write_safetensors
     from tuilora.lorafile.modelkeys import Slot, keys_from_slots
+    from tuilora.modelfile.configs import family_configs
 
-    shapes = meta_checkpoint(family)
-    slots = {key: Slot(None, key, tuple(v.shape), "F16") for key, v in shapes.items()}
+    shapes = ldm_shapes(family, family_configs(family))
+    slots = {key: Slot(None, key, shape, "F16") for key, shape in shapes.items()}
     targets = keys_from_slots(folder / "x", slots).targets()
     changed = {
         target.slot.key
         for name, target in targets.items()
         if name.startswith("lora_unet_") and target.in_network(conv=False)
     }
+    entries = [(name, torch.float16, shape) for name, shape in shapes.items()]
 
-    def change(key: str, shape: tuple[int, ...]) -> torch.Tensor | None:
-        if key not in changed:
-            return None
-        generator = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-        rows, cols = shape[0], int(torch.Size(shape[1:]).numel())
-        up = torch.randn(rows, RANK, generator=generator)
-        down = torch.randn(RANK, cols, generator=generator)
-        return (up @ down) * (0.01 / RANK)  # ~ the size of a real fine-tune's change
+    def weights(name: str, shape: tuple[int, ...], tuned: bool) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+        value = torch.randn(shape, generator=generator) * 0.02
+        if tuned and name in changed:
+            rows, cols = shape[0], int(torch.Size(shape[1:]).numel())
+            up = torch.randn(rows, RANK, generator=generator)
+            down = torch.randn(RANK, cols, generator=generator)
+            value += ((up @ down) * (0.01 / RANK)).reshape(shape)  # a fine-tune-sized change
+        return value
 
-    base = write_random_checkpoint(shapes, folder / "base.safetensors", seed=1)
-    tuned = write_random_checkpoint(shapes, folder / "tuned.safetensors", seed=1, change=change)
+    base = write_safetensors(
+        folder / "base.safetensors", entries, lambda n, _, s: weights(n, s, tuned=False)
+    )
+    tuned = write_safetensors(
+        folder / "tuned.safetensors", entries, lambda n, _, s: weights(n, s, tuned=True)
+    )
     return base, tuned
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from tuilora.advisor import cli_diagnose
 from tuilora.advisor.diagnose_history import history, render_history
-from tuilora.advisor.lora_metadata import lora_training, parse_optimizer, read_metadata
+from tuilora.advisor.lora_metadata import lora_training, parse_optimizer
 from tuilora.config import load_toml
 from tuilora.errors import UserError
 
@@ -224,10 +224,10 @@ def test_parse_optimizer_forms() -> None:
 def test_not_a_lora_is_a_user_error() -> None:
     Path("x.safetensors").write_bytes(b"short")
     with pytest.raises(UserError, match="shorter than a header"):
-        read_metadata("x.safetensors")
+        lora_training("x.safetensors")
     Path("y.safetensors").write_bytes(struct.pack("<Q", 4) + b"nope")
     with pytest.raises(UserError, match="not JSON"):
-        read_metadata("y.safetensors")
+        lora_training("y.safetensors")
     _lora_file(Path("z.safetensors"), {"modelspec.title": "x"})
     with pytest.raises(UserError, match="no sd-scripts training metadata"):
         lora_training("z.safetensors")

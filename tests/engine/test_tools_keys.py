@@ -1,6 +1,6 @@
 """LoRA module names read from checkpoint keys equal the names sd-scripts' create_network
-gives the same model — on the real SD1.5, SD2 and SDXL shapes in the original layout (built
-on the meta device: shapes only) and on the tiny pipelines."""
+gives the same model — on the real SD1.5, SD2 and SDXL shapes in the original layout (the
+shipped configs, modules on the meta device: shapes only) and on the tiny pipelines."""
 
 from __future__ import annotations
 
@@ -10,31 +10,26 @@ from typing import Any
 import pytest
 import torch
 
+from tuilora.engine.ldm_convert import ldm_shapes
 from tuilora.engine.naming import naming_for
 from tuilora.engine.network import LoRANetwork
-from tuilora.engine.tools import synthetic
+from tuilora.engine.single_file import build_empty
 from tuilora.lorafile.modelkeys import ModelKeys, Slot, keys_from_slots, open_model_keys
+from tuilora.modelfile.configs import family_configs
 
 
-def _keys(state: dict[str, torch.Tensor], name: str) -> ModelKeys:
-    slots = {key: Slot(None, key, tuple(value.shape), "F16") for key, value in state.items()}
+def _keys(shapes: dict[str, tuple[int, ...]], name: str) -> ModelKeys:
+    slots = {key: Slot(None, key, shape, "F16") for key, shape in shapes.items()}
     return keys_from_slots(Path(name), slots)
 
 
 def _network_names(family: str, *, conv: bool) -> set[str]:
-    from diffusers import UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
+    """sd-scripts' create_network on the family's diffusers modules (meta device)."""
+    configs = family_configs(family)
+    unet = build_empty("unet", configs["unet"])
+    parts = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
+    encoders: list[Any] = [build_empty(part, configs[part]) for part in parts]
     with torch.device("meta"):
-        if family == "sd1":
-            unet = UNet2DConditionModel(**synthetic.SD15_UNET)
-            encoders: list[Any] = [CLIPTextModel(CLIPTextConfig(**synthetic.CLIP_L))]
-        else:
-            unet = UNet2DConditionModel(**synthetic.SDXL_UNET)
-            encoders = [
-                CLIPTextModel(CLIPTextConfig(**synthetic.CLIP_L)),
-                CLIPTextModelWithProjection(CLIPTextConfig(**synthetic.OPENCLIP_BIG_G)),
-            ]
         network = LoRANetwork(
             unet,
             encoders,
@@ -48,12 +43,16 @@ def _network_names(family: str, *, conv: bool) -> set[str]:
 
 @pytest.mark.parametrize(
     ("family", "counts"),
-    [("sd1", {"unet": 192, "te": 72}), ("sdxl", {"unet": 722, "te1": 72, "te2": 192})],
+    [
+        ("sd1", {"unet": 192, "te": 72}),
+        ("sd2", {"unet": 192, "te": 138}),
+        ("sdxl", {"unet": 722, "te1": 72, "te2": 192}),
+    ],
 )
 def test_full_size_original_layout_names_are_sd_scripts(
     family: str, counts: dict[str, int]
 ) -> None:
-    model = _keys(synthetic.meta_checkpoint(family), family)
+    model = _keys(ldm_shapes(family, family_configs(family)), family)
     assert model.family == family
     targets = model.targets()
     lierla = {name for name, target in targets.items() if target.in_network(conv=False)}
@@ -61,32 +60,22 @@ def test_full_size_original_layout_names_are_sd_scripts(
     for name in lierla:
         part = name.split("_")[1]
         found[part] = found.get(part, 0) + 1
-    assert found == counts  # DESIGN §11: SD1.5 192 + 72, SDXL 722 + 72 + 192
+    assert found == counts  # DESIGN §11: SD1.5 192 + 72, SDXL 722 + 72 + 192; SD2 23 layers
     assert lierla == _network_names(family, conv=False)
     c3lier = {name for name, target in targets.items() if target.in_network(conv=True)}
     assert c3lier == _network_names(family, conv=True)
 
 
-def test_sd2_openclip_is_split_into_q_k_v_and_loses_its_last_layer() -> None:
+def test_sd2_openclip_is_split_into_q_k_v_and_its_24th_layer_ignored() -> None:
     """SD2's original file holds OpenCLIP-H: 24 layers with fused q/k/v; sd-scripts' SD2
-    text encoder has 23 (its conversion drops the last) with separate q/k/v."""
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    with torch.device("meta"):
-        encoder = CLIPTextModel(
-            CLIPTextConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24)
-        )
-    state = {
-        key: value
-        for key, value in synthetic.meta_checkpoint("sd1").items()
-        if key.startswith("model.diffusion_model.")
-    }
-    for key, value in synthetic.openclip_state(encoder.state_dict()).items():
-        state[f"cond_stage_model.model.{key}"] = value
-    model = _keys(state, "sd2")
-    assert model.family == "sd2"
-    text = {n: t for n, t in model.targets().items() if n.startswith("lora_te_")}
-    assert len(text) == 23 * 6
+    text encoder has 23 (its conversion skips ``resblocks.23``) with separate q/k/v."""
+    shapes = ldm_shapes("sd2", family_configs("sd2"))
+    last = "cond_stage_model.model.transformer.resblocks.22."
+    for key, shape in list(shapes.items()):
+        if key.startswith(last):
+            shapes[key.replace(".resblocks.22.", ".resblocks.23.")] = shape
+    text = {n: t for n, t in _keys(shapes, "sd2").targets().items() if n.startswith("lora_te_")}
+    assert len([t for t in text.values() if t.in_network(conv=False)]) == 23 * 6
     assert "lora_te_text_model_encoder_layers_23_mlp_fc1" not in text
     k_proj = text["lora_te_text_model_encoder_layers_0_self_attn_k_proj"].slot
     assert k_proj.key == "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight"

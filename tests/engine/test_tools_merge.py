@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from tuilora.engine.ldm_convert import save_ldm_checkpoint
 from tuilora.engine.save import save_lora
@@ -172,26 +172,9 @@ def test_sdxl_original_layout_with_fused_text_encoder(
     from tuilora.engine.models import load_base_model
     from tuilora.engine.naming import naming_for
     from tuilora.engine.network import LoRANetwork
-    from tuilora.engine.tools.synthetic import sdxl_to_ldm
 
     folder = tiny_sdxl_model
-    parts = {
-        c: load_file(str(next((folder / c).glob("*.safetensors"))))
-        for c in ("unet", "vae", "text_encoder", "text_encoder_2")
-    }
-    configs = {c: json.loads((folder / c / "config.json").read_text()) for c in ("unet", "vae")}
-    ldm = tmp_path / "xl.safetensors"
-    save_file(
-        sdxl_to_ldm(
-            parts["unet"],
-            configs["unet"],
-            parts["vae"],
-            configs["vae"],
-            parts["text_encoder"],
-            parts["text_encoder_2"],
-        ),
-        str(ldm),
-    )
+    ldm = save_ldm_checkpoint(folder, tmp_path / "xl.safetensors")
     base = load_base_model(str(folder))
     network = LoRANetwork(
         base.unet,
@@ -302,13 +285,19 @@ def test_a_ckpt_needs_allow_pickle_and_gives_safetensors(
     tiny_model: Path, trained_lora: Path, tmp_path: Path
 ) -> None:
     state = load_file(str(save_ldm_checkpoint(tiny_model, tmp_path / "base.safetensors")))
-    ckpt = tmp_path / "base.ckpt"
     marker = tmp_path / "PICKLE_RAN"
-    torch.save({"state_dict": state, "trap": _SideEffect(marker)}, str(ckpt))
+    trap = tmp_path / "trap.ckpt"
+    torch.save({"state_dict": state, "trap": _SideEffect(marker)}, str(trap))
+    out = tmp_path / "out.safetensors"
     with pytest.raises(UserError, match="--allow-pickle"):
-        merge_into_model(ckpt, [str(trained_lora)], tmp_path / "out.safetensors")
-    assert not marker.exists()  # refused before unpickling
-    merge_into_model(ckpt, [str(trained_lora)], tmp_path / "out.safetensors", allow_pickle=True)
-    assert marker.exists()  # allowed: the pickle was loaded
-    merged = load_file(str(tmp_path / "out.safetensors"))
+        merge_into_model(trap, [str(trained_lora)], out)
+    # allowed, a pickle is still read weights-only (as the engine's loader): nothing runs
+    with pytest.raises(UserError, match="weights-only"):
+        merge_into_model(trap, [str(trained_lora)], out, allow_pickle=True)
+    assert not marker.exists() and not out.exists()
+    plain = tmp_path / "base.ckpt"
+    torch.save({"state_dict": state}, str(plain))
+    merge_into_model(plain, [str(trained_lora)], out, allow_pickle=True)
+    merged = load_file(str(out))
     assert set(merged) == set(state)
+    assert any(not torch.equal(merged[k], state[k]) for k in state)

@@ -199,14 +199,14 @@ UNET_K = "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k
 TE_Q = "cond_stage_model.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight"
 
 
-def _ldm_header_model(write_file: Any, attn_width: int) -> Path:
+def _ldm_header_model(write_file: Any, attn_rows: int) -> Path:
     """A stand-in original-layout SD1 model with only the weights the check needs."""
     tensors = {
-        UNET_K: np.zeros((320, attn_width), np.float16),
+        UNET_K: np.zeros((attn_rows, 768), np.float16),
         "model.diffusion_model.input_blocks.3.0.op.weight": np.zeros((1, 1, 1, 1), np.float16),
         TE_Q: np.zeros((768, 768), np.float16),
     }
-    return write_file(f"model{attn_width}.safetensors", tensors)
+    return write_file(f"model{attn_rows}.safetensors", tensors)
 
 
 def test_cli_json_and_the_fit_check(  # type: ignore[no-untyped-def]
@@ -217,7 +217,7 @@ def test_cli_json_and_the_fit_check(  # type: ignore[no-untyped-def]
         {SD1_Q: lora_module(rng, 768, 768, 4, 4.0), SD1_ATTN: lora_module(rng, 320, 768, 4, 4.0)}
     )
     lora = write_file("l.safetensors", tensors, TRAINING)
-    model = _ldm_header_model(write_file, 768)
+    model = _ldm_header_model(write_file, 320)
     with pytest.raises(SystemExit) as code:
         main(["tools", "inspect", str(lora), "--model", str(model), "--format", "json"])
     assert code.value.code == 0
@@ -226,8 +226,8 @@ def test_cli_json_and_the_fit_check(  # type: ignore[no-untyped-def]
     assert data["network_type"] == "LoRA-LierLa" and data["family_name"] == "SD1.x"
     assert data["top_tags"][0] == {"tag": "aria", "count": 16}
     assert data["autov2"] == data["sha256"][:10]
-    # a model whose cross-attention has another width: exit 1, the module named
-    wrong = _ldm_header_model(write_file, 1024)
+    # a model whose cross-attention has another shape: exit 1, the module named
+    wrong = _ldm_header_model(write_file, 640)
     with pytest.raises(SystemExit) as code:
         main(["tools", "inspect", str(lora), "--model", str(wrong)])
     assert code.value.code == 1
@@ -251,7 +251,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_inspect_imports_no_torch(write_file, lora_module, flatten) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(4)
     lora = write_file("l.safetensors", flatten({SD1_Q: lora_module(rng, 768, 768, 4, 4.0)}))
-    model = _ldm_header_model(write_file, 768)
+    model = _ldm_header_model(write_file, 320)
     probe = (
         "import sys\n"
         "from tuilora.cli import main\n"

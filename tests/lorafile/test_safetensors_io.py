@@ -61,26 +61,31 @@ def _raw_file(path: Path, header: dict[str, object], data: bytes) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("header", "data", "message"),
+    ("header", "data"),
     [
-        ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8, "cut off"),
-        ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}, b"\0" * 8, "gives 8 bytes"),
-        ({"w": {"dtype": "F32", "shape": [2]}}, b"\0" * 8, "malformed"),
-        ({"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, b"\0" * 8, "impossible"),
+        ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8),  # cut off
+        ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}, b"\0" * 8),  # size lies
+        ({"w": {"dtype": "F32", "shape": [2]}}, b"\0" * 8),  # no offsets
     ],
 )
 def test_a_lying_header_is_a_user_error(
-    tmp_path: Path, header: dict[str, object], data: bytes, message: str
+    tmp_path: Path, header: dict[str, object], data: bytes
 ) -> None:
+    """The header is modelfile.header's (one reader for tuilora): a lie is a one-line
+    UserError naming the file, before any tensor is read."""
     path = _raw_file(tmp_path / "bad.safetensors", header, data)
-    with pytest.raises(UserError, match=message) as caught:
+    with pytest.raises(UserError, match="tensor w") as caught:
         SafetensorsFile(path)
     assert str(path) in str(caught.value)
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"\x01\x02", "too short"), (struct.pack("<Q", 40) + b"{}", "cut off"), (b"x" * 64, "header")],
+    [
+        (b"\x01\x02", "shorter than a header"),
+        (struct.pack("<Q", 40) + b"{}", "past the end"),
+        (struct.pack("<Q", 2) + b"{{", "not JSON"),
+    ],
 )
 def test_not_a_safetensors_file(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "junk.safetensors"

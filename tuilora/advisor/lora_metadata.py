@@ -21,10 +21,8 @@ from typing import Any, Final
 
 from tuilora.config import TrainingConfig, canonical_optimizer
 from tuilora.errors import UserError
-from tuilora.lorafile.safetensors_io import read_header, read_metadata
+from tuilora.lorafile.safetensors_io import read_metadata
 from tuilora.lorafile.training import dataset_folders, json_table, tag_counts
-
-__all__ = ["LoraTraining", "lora_training", "metadata_values", "parse_optimizer", "read_header"]
 
 _FLOATS: Final = {
     "ss_learning_rate": "learning_rate",

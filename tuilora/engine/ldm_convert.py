@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -144,35 +143,22 @@ def write_safetensors(
 ) -> Path:
     """Stream a ``.safetensors`` file tensor by tensor: ``make(name, dtype, shape)`` is called
     for each entry in turn and its bytes written at once, so a 7 GB file never sits in
-    memory. Written to a temporary name and renamed, never left half written."""
-    table: dict[str, Any] = {"__metadata__": dict(metadata or {"format": "pt"})}
-    offset = 0
-    ordered = list(entries)
-    for name, dtype, shape in ordered:
-        count = 1
-        for dim in shape:
-            count *= dim
-        size = count * torch.empty((), dtype=dtype).element_size()
-        table[name] = {
-            "dtype": SAFETENSORS_DTYPES[dtype],
-            "shape": list(shape),
-            "data_offsets": [offset, offset + size],
-        }
-        offset += size
-    header = json.dumps(table, separators=(",", ":")).encode("utf-8")
-    header += b" " * (-len(header) % 8)  # the data starts 8-byte aligned
-    out_file = Path(out_file)
-    partial = out_file.with_name(f".{out_file.name}.partial")
-    try:
-        with partial.open("wb") as handle:
-            handle.write(struct.pack("<Q", len(header)))
-            handle.write(header)
-            for name, dtype, shape in ordered:
-                tensor = make(name, dtype, shape).to(dtype).contiguous()
-                if tuple(tensor.shape) != tuple(shape):
-                    raise ValueError(f"{name}: made {list(tensor.shape)}, wanted {list(shape)}")
-                handle.write(tensor.reshape(-1).view(torch.uint8).numpy().data)
-        os.replace(partial, out_file)
-    finally:
-        partial.unlink(missing_ok=True)
-    return out_file
+    memory. Written to a temporary name and renamed, never left half written (the one
+    streaming writer, ``lorafile.safetensors_write``)."""
+    from tuilora.lorafile.safetensors_write import PlannedTensor
+    from tuilora.lorafile.safetensors_write import write_safetensors as write_planned
+
+    def producer(name: str, dtype: torch.dtype, shape: tuple[int, ...]) -> Callable[[], Any]:
+        def produce() -> Any:
+            tensor = make(name, dtype, shape).to(dtype).contiguous()
+            if tuple(tensor.shape) != tuple(shape):
+                raise ValueError(f"{name}: made {list(tensor.shape)}, wanted {list(shape)}")
+            return tensor.reshape(-1).view(torch.uint8).numpy()
+
+        return produce
+
+    planned = [
+        PlannedTensor(name, SAFETENSORS_DTYPES[dtype], tuple(shape), producer(name, dtype, shape))
+        for name, dtype, shape in entries
+    ]
+    return write_planned(out_file, planned, dict(metadata or {"format": "pt"}), overwrite=True)

@@ -17,9 +17,10 @@ from typing import Any
 
 from tuilora.lorafile.deltas import delta_norm
 from tuilora.lorafile.lora import KIND_NAMES, LoraFile, LoraModule, read_lora
-from tuilora.lorafile.modelkeys import FAMILY_NAMES, ModelKeys, Target
+from tuilora.lorafile.modelkeys import ModelKeys, Target
 from tuilora.lorafile.safetensors_io import SafetensorsFile, dtype_summary, file_hashes
 from tuilora.lorafile.training import dataset_folders, tag_counts, training_summary
+from tuilora.modelfile.family import FAMILY_NAMES
 
 TOP_TAGS = 20
 _WIDTH_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}

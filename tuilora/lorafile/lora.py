@@ -28,7 +28,8 @@ from typing import Final
 
 from tuilora.errors import UserError
 from tuilora.lorafile.names import block_of
-from tuilora.lorafile.safetensors_io import SafetensorsFile, TensorInfo
+from tuilora.lorafile.safetensors_io import SafetensorsFile, numel
+from tuilora.modelfile.header import TensorInfo
 
 KIND_NAMES: Final = {
     "lora": "LoRA",
@@ -110,6 +111,8 @@ class LoraFile:
 def read_lora(path: str | Path) -> LoraFile:
     """Parse a LoRA file's header; UserError when it is not a LoRA in sd-scripts naming."""
     path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file" + (" (a folder)" if path.is_dir() else ""))
     if path.suffix.lower() != ".safetensors":
         raise UserError(f"{path}: expected a .safetensors LoRA file")
     with SafetensorsFile(path) as file:
@@ -134,7 +137,7 @@ def read_lora(path: str | Path) -> LoraFile:
 
 def _module(file: SafetensorsFile, name: str, params: dict[str, TensorInfo]) -> LoraModule:
     kind = next((k for marker, k in _KIND_MARKERS if marker in params), "unknown")
-    alpha = _scalar(file, params["alpha"]) if "alpha" in params else None
+    alpha = _scalar(file, f"{name}.alpha") if "alpha" in params else None
     shape = _target_shape(kind, params)
     rank, kernel = _rank_and_kernel(kind, params)
     if kind == "lokr" and rank is None:
@@ -154,14 +157,15 @@ def _module(file: SafetensorsFile, name: str, params: dict[str, TensorInfo]) -> 
     )
 
 
-def _scalar(file: SafetensorsFile, info: TensorInfo) -> float:
-    raw = file.read_bytes(info.name)
-    if info.numel != 1:
-        raise UserError(f"{file.path}: {info.name} should hold one number, not {info.shape}")
+def _scalar(file: SafetensorsFile, key: str) -> float:
+    info = file.tensors[key]
+    raw = file.read_bytes(key)
+    if numel(info) != 1:
+        raise UserError(f"{file.path}: {key} should hold one number, not {info.shape}")
     if info.dtype == "BF16":
         return float(struct.unpack("<f", b"\0\0" + bytes(raw))[0])
     if info.dtype not in _SCALARS:
-        raise UserError(f"{file.path}: {info.name} has dtype {info.dtype}, not a number")
+        raise UserError(f"{file.path}: {key} has dtype {info.dtype}, not a number")
     return float(struct.unpack(_SCALARS[info.dtype], raw)[0])
 
 
@@ -189,7 +193,7 @@ def _target_shape(kind: str, p: Mapping[str, TensorInfo]) -> tuple[int, int]:
         return w1[0] * w2[0], w1[1] * w2[1]
     if kind in ("ia3", "norm"):  # one factor per feature; a conv's (IA)^3 is (1, n, 1, 1)
         weight = p.get("weight") or p.get("w_norm")
-        return (weight.numel, 0) if weight else (0, 0)
+        return (numel(weight), 0) if weight else (0, 0)
     if kind == "full":
         diff = p["diff"].shape
         return diff[0], _flat(diff)

@@ -19,7 +19,6 @@ mapped to the LoRA module names sd-scripts' ``create_network`` gives the same mo
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -30,20 +29,23 @@ from typing import Any, Final
 from tuilora.errors import UserError
 from tuilora.lorafile.names import TEXT_ENCODER_PREFIX, UNET_PREFIX, PathMap, kohya_name
 from tuilora.lorafile.names import layout_from_sgm_paths as _layout_from_sgm_paths
-from tuilora.lorafile.safetensors_io import SafetensorsFile, TensorInfo
+from tuilora.lorafile.safetensors_io import SafetensorsFile
+from tuilora.modelfile.describe import PICKLE_SUFFIXES, describe_model, read_json
+from tuilora.modelfile.family import FAMILY_NAMES, TEXT_PREFIXES, detect_architecture
+from tuilora.modelfile.family import UNET_PREFIX as LDM_UNET
+from tuilora.modelfile.header import TensorInfo
 
-LDM_UNET: Final = "model.diffusion_model."
-#: Original-layout text encoders: prefix -> (HF CLIP or OpenCLIP, which encoder of the family).
+#: Original-layout text encoders per family: (prefix, HF CLIP or OpenCLIP), in order.
 LDM_TEXT_ENCODERS: Final = {
-    "sd1": (("cond_stage_model.transformer.", "hf"),),
-    "sd2": (("cond_stage_model.model.", "openclip"),),
-    "sdxl": (
-        ("conditioner.embedders.0.transformer.", "hf"),
-        ("conditioner.embedders.1.model.", "openclip"),
-    ),
+    family: tuple(
+        (prefix, "clip" if prefix.endswith(".transformer.") else "open_clip") for prefix in prefixes
+    )
+    for family, prefixes in TEXT_PREFIXES.items()
 }
 DIFFUSERS_COMPONENTS: Final = ("unet", "text_encoder", "text_encoder_2", "vae")
-FAMILY_NAMES: Final = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
+#: sd-scripts' SD2 text encoder keeps 23 of OpenCLIP-H's 24 layers (its conversion skips
+#: ``resblocks.23``, as diffusers' does).
+SD2_TEXT_LAYERS: Final = 23
 
 _ATTENTION_TARGET = re.compile(
     r"(^|\.)(proj_in|proj_out|transformer_blocks\.\d+\.(attn[12]\.(to_q|to_k|to_v|to_out\.0)"
@@ -134,76 +136,45 @@ class ModelKeys:
         return lora_targets(self)
 
 
-def open_model_keys(path: str | Path) -> ModelKeys:
-    """Describe a model (single .safetensors file or diffusers folder) from its headers."""
+def open_model_keys(path: str | Path, *, what: str = "--model") -> ModelKeys:
+    """Describe a model (single .safetensors file or diffusers folder) from its headers;
+    the family is ``modelfile.describe_model``'s (a LoRA, VAE or refiner is refused there)."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file or folder")
-    if path.is_dir():
-        return _diffusers_keys(path)
-    if path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
+    if path.is_file() and path.suffix.lower() in PICKLE_SUFFIXES:
         raise UserError(
-            f"{path}: a pickle; only .safetensors models and diffusers folders are read here"
+            f"{what} {path}: a pickle; only .safetensors models and diffusers folders are read here"
         )
-    if path.suffix.lower() != ".safetensors":
-        raise UserError(f"{path}: expected a .safetensors model file or a diffusers folder")
+    described = describe_model(path, what=what)
+    assert described.family is not None  # only old pickles have no family
+    if path.is_dir():
+        return _diffusers_keys(path, described.family)
     with SafetensorsFile(path) as file:
-        slots = {key: _slot(path, info) for key, info in file.tensors.items()}
-    return keys_from_slots(path, slots)
+        slots = {key: _slot(path, key, info) for key, info in file.tensors.items()}
+    return ModelKeys(path, "ldm", described.family, slots)
 
 
 def keys_from_slots(source: Path, slots: dict[str, Slot]) -> ModelKeys:
-    """An original-layout model's table (also used for a state dict loaded from a .ckpt)."""
-    if not any(key.startswith(LDM_UNET) for key in slots):
-        raise UserError(
-            f"{source}: not a Stable Diffusion checkpoint in the original layout (no"
-            f" {LDM_UNET}… weights); give an SD1/SD2/SDXL model file or a diffusers folder"
-        )
-    return ModelKeys(source, "ldm", _ldm_family(source, slots), slots)
+    """An original-layout model's table from its tensors' names and shapes (a state dict
+    loaded from a .ckpt, or shapes alone)."""
+    shapes = {key: slot.shape for key, slot in slots.items()}
+    family = detect_architecture(shapes.keys(), shapes.get, source=str(source)).family
+    return ModelKeys(source, "ldm", family, slots)
 
 
-def _slot(file: Path | None, info: TensorInfo, key: str | None = None) -> Slot:
-    return Slot(file, key or info.name, info.shape, info.dtype)
+def _slot(file: Path | None, key: str, info: TensorInfo) -> Slot:
+    return Slot(file, key, info.shape, info.dtype)
 
 
-def _ldm_family(source: Path, slots: Mapping[str, Slot]) -> str:
-    if any(key.startswith("conditioner.embedders.1.") for key in slots):
-        return "sdxl"
-    if any(key.startswith("conditioner.embedders.0.model.") for key in slots):
-        raise UserError(f"{source}: an SDXL refiner (one OpenCLIP encoder); not supported")
-    if any(key.startswith("cond_stage_model.model.") for key in slots):
-        return "sd2"
-    if any(key.startswith("cond_stage_model.transformer.") for key in slots):
-        return "sd1"
-    # A UNet-only file: the cross-attention width tells (768 SD1, 1024 SD2, 2048 SDXL).
-    widths = {
-        slot.shape[1]
-        for key, slot in slots.items()
-        if key.endswith("attn2.to_k.weight") and len(slot.shape) == 2
-    }
-    return "sdxl" if 2048 in widths else "sd2" if 1024 in widths else "sd1"
-
-
-def _diffusers_keys(folder: Path) -> ModelKeys:
-    index_file = folder / "model_index.json"
-    if not index_file.is_file():
-        raise UserError(f"{folder}: not a diffusers model folder (no model_index.json)")
-    index = _json(index_file)
+def _diffusers_keys(folder: Path, family: str) -> ModelKeys:
     slots: dict[str, Slot] = {}
     for component in DIFFUSERS_COMPONENTS:
         for weights in _component_files(folder / component):
             with SafetensorsFile(weights) as file:
                 for key, info in file.tensors.items():
-                    slots[f"{component}/{key}"] = _slot(weights, info)
+                    slots[f"{component}/{key}"] = _slot(weights, key, info)
     if not any(key.startswith("unet/") for key in slots):
         raise UserError(f"{folder}: no unet/*.safetensors weights")
-    if "text_encoder_2" in index:
-        family = "sdxl"
-    else:
-        config = folder / "text_encoder" / "config.json"
-        hidden_act = _json(config).get("hidden_act") if config.is_file() else None
-        family = "sd2" if hidden_act == "gelu" else "sd1"  # OpenCLIP-H uses GELU
-    unet_config = _json(folder / "unet" / "config.json")
+    unet_config = read_json(folder / "unet" / "config.json")
     return ModelKeys(folder, "diffusers", family, slots, unet_config)
 
 
@@ -214,21 +185,9 @@ def _component_files(folder: Path) -> list[Path]:
         if (folder / name).is_file():
             return [folder / name]
     for index in sorted(folder.glob("*.safetensors.index.json")):
-        shards = _json(index).get("weight_map", {}).values()
+        shards = read_json(index).get("weight_map", {}).values()
         return [folder / str(name) for name in dict.fromkeys(shards)]
     return []
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: missing (is this a complete diffusers model folder?)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise UserError(f"{path}: not valid JSON") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return data
 
 
 def lora_targets(model: ModelKeys) -> dict[str, Target]:
@@ -285,14 +244,15 @@ def _text_encoder_targets(model: ModelKeys) -> Iterable[Target]:
     if model.layout == "ldm":
         encoders = LDM_TEXT_ENCODERS[model.family]
     else:
-        encoders = (("text_encoder/", "hf"), ("text_encoder_2/", "hf"))
+        encoders = (("text_encoder/", "clip"), ("text_encoder_2/", "clip"))
     for index, (prefix, kind) in enumerate(encoders):
         lora_prefix = TEXT_ENCODER_PREFIX if model.family != "sdxl" else f"lora_te{index + 1}"
         slots = {k[len(prefix) :]: s for k, s in model.slots.items() if k.startswith(prefix)}
-        if kind == "hf":
+        if kind == "clip":
             yield from _hf_targets(slots, lora_prefix)
         else:
-            yield from _openclip_targets(slots, lora_prefix, drop_last=model.family == "sd2")
+            layers = SD2_TEXT_LAYERS if model.family == "sd2" else None
+            yield from _openclip_targets(slots, lora_prefix, layers=layers)
 
 
 def _hf_targets(slots: Mapping[str, Slot], lora_prefix: str) -> Iterable[Target]:
@@ -308,13 +268,14 @@ def _hf_targets(slots: Mapping[str, Slot], lora_prefix: str) -> Iterable[Target]
 
 
 def _openclip_targets(
-    slots: Mapping[str, Slot], lora_prefix: str, *, drop_last: bool
+    slots: Mapping[str, Slot], lora_prefix: str, *, layers: int | None
 ) -> Iterable[Target]:
-    matches = [(m, slot) for key, slot in slots.items() if (m := _OPENCLIP.match(key))]
-    layers = 1 + max((int(m.group(1)) for m, _ in matches), default=-1)
-    for match, slot in matches:
+    for key, slot in slots.items():
+        match = _OPENCLIP.match(key)
+        if match is None:
+            continue
         layer, part = int(match.group(1)), match.group(2)
-        if drop_last and layer == layers - 1:
+        if layers is not None and layer >= layers:
             continue
         base = f"text_model.encoder.layers.{layer}."
         if part == "attn.in_proj_weight":

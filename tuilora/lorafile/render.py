@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tuilora.lorafile.inspect_lora import Fit, Inspection
-from tuilora.lorafile.modelkeys import FAMILY_NAMES
+from tuilora.modelfile.family import FAMILY_NAMES
 
 SHOWN_PROBLEMS = 5
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuilora.fileio import atomic_output
-from tuilora.lorafile.safetensors_io import DTYPE_SIZES
+from tuilora.modelfile.header import DTYPE_SIZES
 
 
 @dataclass(frozen=True)

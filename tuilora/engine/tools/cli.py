@@ -105,7 +105,7 @@ def run_extract(options: Mapping[str, Any]) -> int:
     if fmt == "json":
         print(_json(report))
         return 0
-    from tuilora.lorafile.modelkeys import FAMILY_NAMES
+    from tuilora.modelfile.family import FAMILY_NAMES
 
     unet = sum(1 for layer in report.layers if layer.name.startswith("lora_unet_"))
     kind = "LoRA-C3Lier" if conv_dim else "LoRA-LierLa"
@@ -142,7 +142,7 @@ def run_merge(options: Mapping[str, Any]) -> int:
             "--dim and --conv-dim re-rank a LoRA+LoRA merge; with --base leave them out"
         )
     from tuilora.engine.tools.merge_model import merge_into_model
-    from tuilora.lorafile.modelkeys import FAMILY_NAMES
+    from tuilora.modelfile.family import FAMILY_NAMES
 
     report = merge_into_model(
         options["base"],

@@ -30,7 +30,8 @@ from tuilora.engine.tools.outputs import (
 )
 from tuilora.engine.tools.sources import ModelSource, open_model
 from tuilora.errors import UserError
-from tuilora.lorafile.modelkeys import FAMILY_NAMES, Target
+from tuilora.lorafile.modelkeys import Target
+from tuilora.modelfile.family import FAMILY_NAMES
 
 Progress = Callable[[str, int, int], None]
 

@@ -77,7 +77,8 @@ def lora_factors(file: SafetensorsFile, module: LoraModule) -> tuple[torch.Tenso
     tensors = []
     for part in ("lora_up.weight", "lora_down.weight"):
         info = module.params[part]
-        tensor = tensor_from_bytes(file.read_bytes(info.name), info.dtype, info.shape).float()
+        raw = file.read_bytes(f"{module.name}.{part}")
+        tensor = tensor_from_bytes(raw, info.dtype, info.shape).float()
         tensors.append(tensor.reshape(tensor.shape[0], -1))
     return tensors[0], tensors[1]
 

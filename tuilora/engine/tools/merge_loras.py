@@ -32,8 +32,8 @@ from tuilora.engine.tools.outputs import check_output, lora_metadata, save_lora_
 from tuilora.errors import UserError
 from tuilora.lorafile.inspect_lora import lora_family
 from tuilora.lorafile.lora import LoraModule
-from tuilora.lorafile.modelkeys import FAMILY_NAMES
 from tuilora.lorafile.safetensors_io import SafetensorsFile
+from tuilora.modelfile.family import FAMILY_NAMES
 
 
 @dataclass

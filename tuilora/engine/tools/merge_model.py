@@ -30,18 +30,19 @@ from tuilora.engine.tools.loras import LoraInput, read_inputs, require_computabl
 from tuilora.engine.tools.outputs import check_output
 from tuilora.engine.tools.sources import (
     PRECISIONS,
-    TORCH_DTYPES,
     ModelSource,
     open_model,
     tensor_bytes,
 )
+from tuilora.engine.weights import TORCH_DTYPES
 from tuilora.errors import UserError
 from tuilora.lorafile.deltas import delta, ia3_scale
 from tuilora.lorafile.inspect_lora import fits_target
 from tuilora.lorafile.lora import LoraModule
-from tuilora.lorafile.modelkeys import FAMILY_NAMES, Target
+from tuilora.lorafile.modelkeys import Target
 from tuilora.lorafile.safetensors_io import FLOAT_DTYPES, SafetensorsFile
 from tuilora.lorafile.safetensors_write import PlannedTensor, write_safetensors
+from tuilora.modelfile.family import FAMILY_NAMES
 
 Progress = Callable[[str, int, int], None]
 
@@ -202,7 +203,7 @@ class _Merger:
         source = keys.source if keys.source.suffix.lower() == ".safetensors" else None
         if source is not None:
             stored = self.model.file(source)
-            entries = [(i.name, i.dtype, i.shape) for i in stored.tensors.values()]
+            entries = [(name, i.dtype, i.shape) for name, i in stored.tensors.items()]
             metadata = dict(stored.metadata)
         else:
             entries = [(key, slot.dtype, slot.shape) for key, slot in keys.slots.items()]
@@ -226,7 +227,7 @@ class _Merger:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if source in changed_files or (self.precision and source.suffix == ".safetensors"):
                     stored = self.model.file(source)
-                    entries = [(i.name, i.dtype, i.shape) for i in stored.tensors.values()]
+                    entries = [(name, i.dtype, i.shape) for name, i in stored.tensors.items()]
                     metadata = dict(stored.metadata)
                     metadata["tuilora_merged_loras"] = json.dumps(recipe)
                     write_safetensors(target, self._plan_file(source, entries), metadata)

@@ -3,7 +3,8 @@
 ``ModelSource`` wraps a model's key table (``lorafile.modelkeys``) and reads each weight on
 demand from its safetensors file with plain reads, so a tool holds one layer at a time,
 not the model. A ``.ckpt`` (only with ``--allow-pickle``) has no lazy form: its state dict
-is loaded once (memory-mapped where torch can) and served from memory.
+is loaded once, weights-only and memory-mapped where torch can (the engine's loader), and
+served from memory.
 """
 
 from __future__ import annotations
@@ -15,25 +16,12 @@ from typing import Any
 
 import torch
 
+from tuilora.engine.weights import TORCH_DTYPES, load_pickled_checkpoint
 from tuilora.errors import UserError
 from tuilora.lorafile.modelkeys import ModelKeys, Slot, keys_from_slots, open_model_keys
 from tuilora.lorafile.safetensors_io import SafetensorsFile
+from tuilora.modelfile.describe import PICKLE_SUFFIXES, refuse_pickle
 
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-TORCH_DTYPES: dict[str, torch.dtype] = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "F8_E4M3": torch.float8_e4m3fn,
-    "F8_E5M2": torch.float8_e5m2,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
 DTYPE_CODES = {dtype: code for code, dtype in TORCH_DTYPES.items()}
 #: sd-scripts' save_precision names.
 PRECISIONS: dict[str, str] = {"float": "F32", "fp16": "F16", "bf16": "BF16"}
@@ -100,36 +88,21 @@ class ModelSource:
 
 @contextmanager
 def open_model(path: str | Path, *, allow_pickle: bool, flag: str) -> Iterator[ModelSource]:
-    """``flag`` names the option in errors (``--base``)."""
+    """``flag`` names the option in errors (``--base``). A ``.ckpt`` needs ``allow_pickle``
+    (the consent rule, ``modelfile.refuse_pickle``) and is then read weights-only, as the
+    engine's loader reads one."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{flag} {path}: no such file or folder")
     if path.is_file() and path.suffix.lower() in PICKLE_SUFFIXES:
-        source = ModelSource(*_pickle_keys(path, allow_pickle))
+        refuse_pickle(path, allow_pickle, what=flag)
+        state = load_pickled_checkpoint(path).state
+        slots = {
+            key: Slot(None, key, tuple(value.shape), DTYPE_CODES.get(value.dtype, "F32"))
+            for key, value in state.items()
+        }
+        source = ModelSource(keys_from_slots(path, slots), state)
     else:
-        source = ModelSource(open_model_keys(path))
+        source = ModelSource(open_model_keys(path, what=flag))
     try:
         yield source
     finally:
         source.close()
-
-
-def _pickle_keys(path: Path, allow_pickle: bool) -> tuple[ModelKeys, dict[str, torch.Tensor]]:
-    if not allow_pickle:
-        raise UserError(
-            f"{path}: {path.suffix} files are Python pickles that can run code when loaded;"
-            " convert it to .safetensors, or pass --allow-pickle if you trust its source"
-        )
-    try:
-        loaded = torch.load(str(path), map_location="cpu", weights_only=False, mmap=True)
-    except RuntimeError:  # an old (non-zip) pickle cannot be memory-mapped
-        loaded = torch.load(str(path), map_location="cpu", weights_only=False)
-    state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
-    if not isinstance(state, dict):
-        raise UserError(f"{path}: not a checkpoint (no state dict inside)")
-    tensors = {str(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    slots = {
-        key: Slot(None, key, tuple(value.shape), DTYPE_CODES.get(value.dtype, "F32"))
-        for key, value in tensors.items()
-    }
-    return keys_from_slots(path, slots), tensors
