@@ -150,7 +150,7 @@ def test_changed_text_encoder_and_conv_layers_load_into_the_network(
 ) -> None:
     from tuilora.engine.models import load_base_model
     from tuilora.engine.naming import naming_for
-    from tuilora.engine.network import LoRANetwork
+    from tuilora.engine.network_lora import LoRANetwork, RankPlan
 
     tuned_folder = tmp_path / "tuned-te"
     changes = add_low_rank(tiny_model, tuned_folder, rank=2, seed=5, scale=0.5, text=True)
@@ -161,7 +161,7 @@ def test_changed_text_encoder_and_conv_layers_load_into_the_network(
     assert all(layers[name].error < 1e-4 for name in changes)
     base = load_base_model(str(tiny_model))
     naming = naming_for(base.family, base.unet, 1)
-    network = LoRANetwork(base.unet, base.text_encoders, naming, rank=2, alpha=2, conv_rank=3)
+    network = LoRANetwork(base.unet, base.text_encoders, naming, RankPlan(2, 2, conv_rank=3))
     assert set(network.modules_by_name()) == set(layers)  # every sd-scripts C3Lier module
     weights = load_file(str(out))
     assert network.load_kohya_state_dict(weights) == []

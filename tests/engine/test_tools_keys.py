@@ -12,7 +12,7 @@ import torch
 
 from tuilora.engine.ldm_convert import ldm_shapes
 from tuilora.engine.naming import naming_for
-from tuilora.engine.network import LoRANetwork
+from tuilora.engine.network_lora import LoRANetwork, RankPlan
 from tuilora.engine.single_file import build_empty
 from tuilora.lorafile.modelkeys import ModelKeys, Slot, keys_from_slots, open_model_keys
 from tuilora.modelfile.configs import family_configs
@@ -34,9 +34,7 @@ def _network_names(family: str, *, conv: bool) -> set[str]:
             unet,
             encoders,
             naming_for(family, unet, len(encoders)),
-            rank=1,
-            alpha=1,
-            conv_rank=1 if conv else None,
+            RankPlan(1, 1, conv_rank=1 if conv else None, is_sdxl=family == "sdxl"),
         )
     return set(network.modules_by_name())
 

@@ -55,7 +55,7 @@ def test_merged_model_equals_the_base_with_the_lora_applied(
     tiny_model: Path, trained_lora: Path, tmp_path: Path
 ) -> None:
     from tuilora.engine.naming import naming_for
-    from tuilora.engine.network import LoRANetwork
+    from tuilora.engine.network_lora import LoRANetwork, RankPlan
 
     ratio = 0.7
     merged = tmp_path / "merged"
@@ -65,7 +65,7 @@ def test_merged_model_equals_the_base_with_the_lora_applied(
     )
     base = _models(tiny_model)
     network = LoRANetwork(
-        base.unet, base.text_encoders, naming_for("sd1", base.unet, 1), rank=4, alpha=2.0
+        base.unet, base.text_encoders, naming_for("sd1", base.unet, 1), RankPlan(4, 2.0)
     )
     assert network.load_kohya_state_dict(load_file(str(trained_lora))) == []
     network.apply_to()
@@ -171,7 +171,7 @@ def test_sdxl_original_layout_with_fused_text_encoder(
     one in_proj_weight. Merging into that file equals merging into the diffusers folder."""
     from tuilora.engine.models import load_base_model
     from tuilora.engine.naming import naming_for
-    from tuilora.engine.network import LoRANetwork
+    from tuilora.engine.network_lora import LoRANetwork, RankPlan
 
     folder = tiny_sdxl_model
     ldm = save_ldm_checkpoint(folder, tmp_path / "xl.safetensors")
@@ -180,9 +180,7 @@ def test_sdxl_original_layout_with_fused_text_encoder(
         base.unet,
         base.text_encoders,
         naming_for("sdxl", base.unet, 2),
-        rank=2,
-        alpha=1,
-        conv_rank=2,
+        RankPlan(2, 1, conv_rank=2, is_sdxl=True),
     )
     generator = torch.Generator().manual_seed(4)
     with torch.no_grad():
@@ -247,10 +245,10 @@ def _plain_random_lora(
     tiny_model: Path, tmp_path: Path, *, rank: int, seed: int
 ) -> tuple[Path, Any]:
     from tuilora.engine.naming import SD1_NAMING
-    from tuilora.engine.network import LoRANetwork
+    from tuilora.engine.network_lora import LoRANetwork, RankPlan
 
     base = _models(tiny_model)
-    network = LoRANetwork(base.unet, base.text_encoders, SD1_NAMING, rank=rank, alpha=1.0)
+    network = LoRANetwork(base.unet, base.text_encoders, SD1_NAMING, RankPlan(rank, 1.0))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for param in network.parameters():

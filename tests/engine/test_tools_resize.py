@@ -31,11 +31,11 @@ def rank8_lora(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """A C3Lier LoRA with random factors: rank 8 (conv rank 4), alpha 4 (conv alpha 1)."""
     from tuilora.engine.models import load_base_model
     from tuilora.engine.naming import SD1_NAMING
-    from tuilora.engine.network import LoRANetwork
+    from tuilora.engine.network_lora import LoRANetwork, RankPlan
 
     base = load_base_model(str(tiny_model))
     network = LoRANetwork(
-        base.unet, base.text_encoders, SD1_NAMING, rank=8, alpha=4, conv_rank=4, conv_alpha=1
+        base.unet, base.text_encoders, SD1_NAMING, RankPlan(8, 4, conv_rank=4, conv_alpha=1)
     )
     generator = torch.Generator().manual_seed(2)
     with torch.no_grad():
