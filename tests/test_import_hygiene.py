@@ -46,6 +46,8 @@ def heavy_modules_after(args: list[str]) -> list[str]:
         ["advise", "--category", "C", "--images", "40", "--vram", "12"],
         ["advise", "--subject", "style", "--images", "900", "--format", "kohya-cmd"],
         ["categories"],
+        ["tools", "--help"],
+        *([["tools", tool, "--help"] for tool in ("inspect", "extract", "merge", "resize")]),
     ],
 )
 def test_light_commands_import_no_heavy_stack(args: list[str]) -> None:
