@@ -23,6 +23,7 @@ from tuilora.engine.tools.merge_loras import merge_loras
 from tuilora.engine.tools.merge_model import merge_into_model
 from tuilora.errors import UserError
 from tuilora.lorafile.deltas import delta
+from tuilora.lorafile.inspect_lora import inspect_lora
 from tuilora.lorafile.lora import read_lora
 from tuilora.lorafile.modelkeys import open_model_keys
 from tuilora.lorafile.safetensors_io import SafetensorsFile
@@ -133,6 +134,10 @@ def test_lycoris_merged_equals_lycoris_applied(tiny_model: Path, tmp_path: Path,
     save_lora(path, adapter.kohya_state_dict(), {"ss_network_module": "lycoris.kohya"}, "float")
     lora = read_lora(path)
     assert "lora_unet_conv_in" in lora.modules
+    inspected = inspect_lora(path, open_model_keys(tiny_model))  # a file LyCORIS wrote
+    assert inspected.network_type == {"loha": "LoHa", "lokr": "LoKr", "ia3": "(IA)^3"}[algo]
+    assert inspected.modules == len(adapter.modules_by_name())
+    assert inspected.fit is not None and inspected.fit.fits
     if algo != "ia3":
         with SafetensorsFile(path) as file:
             for name, module in adapter.modules_by_name().items():
