@@ -2,11 +2,13 @@
 
 Builds an SD1.5-shaped original-layout checkpoint (real shapes, random fp16 weights, ~2.1 GB)
 and a "tuned" copy with a known rank-8 change on every UNet LoRA target (the text encoder
-unchanged), then runs, each in its own process, with that process's peak RSS:
+unchanged), then runs, each in its own process, with that process's peak RSS (its VmHWM:
+``ru_maxrss`` would keep the parent's peak across fork and exec):
 
 - `tuilora tools extract --dim 8` (base vs tuned), and how much of the known change the
   extracted LoRA recovers (its kept energy and relative error, as the tool reports them);
-- `tuilora tools merge` of that LoRA back into the base (a new 2.1 GB file);
+- `tuilora tools merge` of that LoRA back into the base (a new 2.1 GB file, checked to
+  have the base's keys, order, dtypes and shapes and to read back as the same family);
 - both files read whole into memory as stored (fp16; what a script holding both models
   needs at the least: sd-scripts' extract holds two full models), for the ratio. (Not
   safetensors' ``load_file``: its tensors are memory-mapped, so its RSS counts only pages
@@ -51,7 +53,11 @@ else:
         main(sys.argv[1:])
     except SystemExit as exc:
         code = exc.code or 0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+try:  # this process's own high-water mark: ru_maxrss keeps the parent's across fork + exec
+    with open("/proc/self/status") as status:
+        peak = next(int(l.split()[1]) for l in status if l.startswith("VmHWM:")) * 1024
+except OSError:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"peak": peak, "seconds": time.perf_counter() - start, "code": code}),
       file=sys.stderr)
 """
@@ -103,6 +109,24 @@ def build(family: str, folder: Path) -> tuple[Path, Path]:
     return base, tuned
 
 
+def same_layout(base: Path, merged: Path) -> str:
+    """The merge writes the base's own layout back: the same keys in the same order, dtypes
+    and shapes, and modelfile reads it as the same family."""
+    from tuilora.modelfile.describe import describe_model
+    from tuilora.modelfile.family import FAMILY_NAMES
+    from tuilora.modelfile.header import read_safetensors_header
+
+    def table(path: Path) -> list[tuple[str, str, tuple[int, ...]]]:
+        tensors = read_safetensors_header(path).tensors
+        return [(key, info.dtype, info.shape) for key, info in tensors.items()]
+
+    wanted, found = table(base), table(merged)
+    if found != wanted:
+        raise SystemExit(f"{merged}: not the base's layout ({len(found)} vs {len(wanted)} keys)")
+    family = FAMILY_NAMES[describe_model(merged, what="merged").family or ""]
+    return f"written in the base's layout: {len(found)} keys, read back as {family}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", choices=["sd1", "sdxl"], default="sd1")
@@ -147,6 +171,7 @@ def main() -> None:
                 str(folder / "merged.safetensors"),
             ]
         )
+        layout = same_layout(base, folder / "merged.safetensors")
         line = (
             f"tools on an {args.family.upper()}-shaped fp16 checkpoint ({size:.2f} GB, built in"
             f" {built:.0f} s): extract dim {RANK} peak RSS {extract['peak'] / 1e9:.2f} GB"
@@ -154,6 +179,7 @@ def main() -> None:
             f" kept energy {data['energy']:.4%}, relative error {data['error']:.3%}"
             f" (clamp {args.clamp_quantile}; text encoder extracted: {data['text_encoder']});"
             f" merge peak RSS {merge['peak'] / 1e9:.2f} GB in {merge['seconds']:.0f} s"
+            f" ({layout})"
         )
         if args.family == "sd1":
             load, _ = measured(["load", str(base), str(tuned)])
