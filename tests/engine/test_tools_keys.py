@@ -23,8 +23,9 @@ def _keys(shapes: dict[str, tuple[int, ...]], name: str) -> ModelKeys:
     return keys_from_slots(Path(name), slots)
 
 
-def _network_names(family: str, *, conv: bool) -> set[str]:
-    """sd-scripts' create_network on the family's diffusers modules (meta device)."""
+def _network_shapes(family: str, *, conv: bool) -> dict[str, tuple[int, int]]:
+    """sd-scripts' create_network on the family's diffusers modules (meta device): each
+    module's (out, in·kh·kw), the shape of the change it makes."""
     configs = family_configs(family)
     unet = build_empty("unet", configs["unet"])
     parts = ["text_encoder", "text_encoder_2"] if family == "sdxl" else ["text_encoder"]
@@ -36,7 +37,10 @@ def _network_names(family: str, *, conv: bool) -> set[str]:
             naming_for(family, unet, len(encoders)),
             RankPlan(1, 1, conv_rank=1 if conv else None, is_sdxl=family == "sdxl"),
         )
-    return set(network.modules_by_name())
+    return {
+        name: (module.lora_up.weight.shape[0], module.lora_down.weight[0].numel())
+        for name, module in network.modules_by_name().items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -53,15 +57,19 @@ def test_full_size_original_layout_names_are_sd_scripts(
     model = _keys(ldm_shapes(family, family_configs(family)), family)
     assert model.family == family
     targets = model.targets()
-    lierla = {name for name, target in targets.items() if target.in_network(conv=False)}
-    found: dict[str, int] = {}
-    for name in lierla:
-        part = name.split("_")[1]
-        found[part] = found.get(part, 0) + 1
-    assert found == counts  # DESIGN §11: SD1.5 192 + 72, SDXL 722 + 72 + 192; SD2 23 layers
-    assert lierla == _network_names(family, conv=False)
-    c3lier = {name for name, target in targets.items() if target.in_network(conv=True)}
-    assert c3lier == _network_names(family, conv=True)
+    for conv in (False, True):  # LierLa, then C3Lier
+        found = {
+            name: (target.out_features, target.in_features)
+            for name, target in targets.items()
+            if target.in_network(conv=conv)
+        }
+        # the same names and shapes: a LoRA trained on the model merges into its file
+        assert found == _network_shapes(family, conv=conv)
+    parts: dict[str, int] = {}
+    for name, target in targets.items():
+        if target.in_network(conv=False):
+            parts[name.split("_")[1]] = parts.get(name.split("_")[1], 0) + 1
+    assert parts == counts  # DESIGN §11: SD1.5 192 + 72, SDXL 722 + 72 + 192; SD2 23 layers
 
 
 def test_sd2_openclip_is_split_into_q_k_v_and_its_24th_layer_ignored() -> None:
