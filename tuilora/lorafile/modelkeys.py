@@ -31,16 +31,19 @@ from tuilora.lorafile.names import TEXT_ENCODER_PREFIX, UNET_PREFIX, PathMap, ko
 from tuilora.lorafile.names import layout_from_sgm_paths as _layout_from_sgm_paths
 from tuilora.lorafile.safetensors_io import SafetensorsFile
 from tuilora.modelfile.describe import PICKLE_SUFFIXES, describe_model, read_json
-from tuilora.modelfile.family import FAMILY_NAMES, TEXT_PREFIXES, detect_architecture
+from tuilora.modelfile.family import FAMILY_NAMES, detect_architecture
 from tuilora.modelfile.family import UNET_PREFIX as LDM_UNET
 from tuilora.modelfile.header import TensorInfo
+from tuilora.modelfile.ldm_names import LAYOUTS
 
-#: Original-layout text encoders per family: (prefix, HF CLIP or OpenCLIP), in order.
+#: Original-layout text encoders per family: (prefix, "clip" or "open_clip"), in order.
 LDM_TEXT_ENCODERS: Final = {
     family: tuple(
-        (prefix, "clip" if prefix.endswith(".transformer.") else "open_clip") for prefix in prefixes
+        (prefix, style)
+        for component, prefix, style in layout
+        if component.startswith("text_encoder")
     )
-    for family, prefixes in TEXT_PREFIXES.items()
+    for family, layout in LAYOUTS.items()
 }
 DIFFUSERS_COMPONENTS: Final = ("unet", "text_encoder", "text_encoder_2", "vae")
 #: sd-scripts' SD2 text encoder keeps 23 of OpenCLIP-H's 24 layers (its conversion skips
