@@ -20,10 +20,9 @@ from tuilora.lorafile.lora import KIND_NAMES, LoraFile, LoraModule, read_lora
 from tuilora.lorafile.modelkeys import ModelKeys, Target
 from tuilora.lorafile.safetensors_io import SafetensorsFile, dtype_summary, file_hashes
 from tuilora.lorafile.training import dataset_folders, tag_counts, training_summary
-from tuilora.modelfile.family import FAMILY_NAMES
+from tuilora.modelfile.family import CONTEXT_WIDTHS, FAMILY_NAMES
 
 TOP_TAGS = 20
-_WIDTH_FAMILY = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
 
 
 @dataclass(frozen=True)
@@ -224,8 +223,8 @@ def lora_family(lora: LoraFile) -> tuple[str | None, str, list[str]]:
         or (m.name.startswith("lora_te_") and m.name.endswith("q_proj"))
     )
     for width, _ in widths.most_common():
-        if width in _WIDTH_FAMILY and found in (None, _WIDTH_FAMILY[width]):
-            found = _WIDTH_FAMILY[width]
+        if width in CONTEXT_WIDTHS and found in (None, CONTEXT_WIDTHS[width]):
+            found = CONTEXT_WIDTHS[width]
             evidence = (evidence + "; " if evidence else "") + f"text width {width}"
             break
     if found is None and stated is not None:

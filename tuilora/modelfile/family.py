@@ -30,7 +30,7 @@ FAMILIES: Final = ("sd1", "sd2", "sdxl")
 #: How people name them.
 FAMILY_NAMES: Final = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
 #: UNet cross-attention width → family, for files without their text encoders.
-_CONTEXT_WIDTHS: Final = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
+CONTEXT_WIDTHS: Final = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
 _CROSS_ATTENTION_KEY = re.compile(r"\.attn2\.to_k\.weight$")
 #: Names of other model kinds, for a useful refusal.
 _OTHER_ARCHITECTURES: Final = (
@@ -119,7 +119,7 @@ def _family_by_width(unet: list[str], shape_of: ShapeOf | None) -> str | None:
         if _CROSS_ATTENTION_KEY.search(name):
             shape = shape_of(name)
             if shape is not None and len(shape) == 2:
-                return _CONTEXT_WIDTHS.get(shape[1])
+                return CONTEXT_WIDTHS.get(shape[1])
     return None
 
 
