@@ -22,7 +22,7 @@ from typing import Any, Final
 from tuilora.config import TrainingConfig, canonical_optimizer
 from tuilora.errors import UserError
 from tuilora.lorafile.safetensors_io import read_metadata
-from tuilora.lorafile.training import dataset_folders, json_table, tag_counts
+from tuilora.lorafile.training import dataset_folders, json_table, metadata_family, tag_counts
 
 _FLOATS: Final = {
     "ss_learning_rate": "learning_rate",
@@ -142,11 +142,9 @@ def metadata_values(meta: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]
     resolution = _literal(meta.get("ss_resolution"))
     if isinstance(resolution, tuple | list) and len(resolution) == 2:
         values["resolution"] = f"{int(resolution[0])},{int(resolution[1])}"
-    version = meta.get("ss_base_model_version", "")
-    if version.startswith("sdxl"):
-        values["base_type"] = "sdxl"
-    elif version.startswith("sd_v2") or values.get("v2"):
-        values["base_type"] = "sd2"
+    family, _ = metadata_family(meta)
+    if family in ("sdxl", "sd2"):  # sd1 is the default base_type
+        values["base_type"] = family
     args = json_table(meta.get("ss_network_args"))
     values["network_args"] = [
         f"{k}={v}" for k, v in args.items() if v is not None and k != "dropout"

@@ -189,7 +189,7 @@ def training_metadata(
         "ss_mixed_precision": config.mixed_precision,
         "ss_full_fp16": config.full_fp16,
         "ss_v2": facts.family == "sd2",
-        "ss_base_model_version": _model_version(facts.family, facts.v_prediction),
+        "ss_base_model_version": model_version(facts.family, facts.v_prediction),
         "ss_clip_skip": config.clip_skip,
         "ss_max_token_length": None if config.max_token_length == 75 else config.max_token_length,
         "ss_cache_latents": config.cache_latents,
@@ -255,7 +255,7 @@ def training_metadata(
     return {key: str(value) for key, value in metadata.items()}
 
 
-def _model_version(family: str, v_prediction: bool) -> str:
+def model_version(family: str, v_prediction: bool) -> str:
     """sd-scripts' ss_base_model_version names."""
     if family == "sdxl":
         return "sdxl_base_v1-0"
@@ -264,13 +264,19 @@ def _model_version(family: str, v_prediction: bool) -> str:
     return "sd_v1"
 
 
+def modelspec_architecture(family: str, v_prediction: bool) -> str:
+    """sd-scripts' ModelSpec architecture names (``sai_model_spec``), without ``/lora``."""
+    if family == "sdxl":
+        return "stable-diffusion-xl-v1-base"
+    if family == "sd2":
+        return "stable-diffusion-v2-768-v" if v_prediction else "stable-diffusion-v2-512"
+    return "stable-diffusion-v1"
+
+
 def modelspec(config: TrainingConfig, facts: RunFacts, saved_at: float) -> dict[str, str]:
     """The model-spec keys sd-scripts adds at each save (``sai_model_spec.build_metadata``,
     ModelSpec 1.0.1), with the ``metadata_*`` options."""
-    arch = {"sd1": "stable-diffusion-v1", "sdxl": "stable-diffusion-xl-v1-base"}.get(
-        facts.family,
-        "stable-diffusion-v2-768-v" if facts.v_prediction else "stable-diffusion-v2-512",
-    )
+    arch = modelspec_architecture(facts.family, facts.v_prediction)
     width, height = config.resolution_wh()
     title = config.metadata_title or config.output_name or f"LoRA@{saved_at}"
     spec = {

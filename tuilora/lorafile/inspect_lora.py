@@ -19,7 +19,12 @@ from tuilora.lorafile.deltas import delta_norm
 from tuilora.lorafile.lora import KIND_NAMES, LoraFile, LoraModule, read_lora
 from tuilora.lorafile.modelkeys import ModelKeys, Target
 from tuilora.lorafile.safetensors_io import SafetensorsFile, dtype_summary, file_hashes
-from tuilora.lorafile.training import dataset_folders, tag_counts, training_summary
+from tuilora.lorafile.training import (
+    dataset_folders,
+    metadata_family,
+    tag_counts,
+    training_summary,
+)
 from tuilora.modelfile.family import CONTEXT_WIDTHS, FAMILY_NAMES
 
 TOP_TAGS = 20
@@ -237,25 +242,6 @@ def lora_family(lora: LoraFile) -> tuple[str | None, str, list[str]]:
             f" {FAMILY_NAMES[found]}'s"
         )
     return found, evidence, notes
-
-
-def metadata_family(meta: dict[str, str]) -> tuple[str | None, str]:
-    """The family sd-scripts' metadata records: ss_base_model_version, ss_v2, modelspec."""
-    version = meta.get("ss_base_model_version", "")
-    if version:
-        if version.startswith("sdxl"):
-            return "sdxl", f"ss_base_model_version {version}"
-        if version.startswith("sd_v2"):
-            return "sd2", f"ss_base_model_version {version}"
-        if version.startswith("sd_v1"):
-            return "sd1", f"ss_base_model_version {version}"
-    architecture = meta.get("modelspec.architecture", "")
-    for marker, family in (("-xl-", "sdxl"), ("-v2", "sd2"), ("-v1", "sd1")):
-        if marker in architecture:
-            return family, f"modelspec.architecture {architecture}"
-    if meta.get("ss_v2") == "True":
-        return "sd2", "ss_v2 True"
-    return None, ""
 
 
 def fits_target(module: LoraModule, target: Target) -> bool:

@@ -70,6 +70,25 @@ def training_summary(meta: Mapping[str, str]) -> list[tuple[str, str]]:
     return rows
 
 
+def metadata_family(meta: Mapping[str, str]) -> tuple[str | None, str]:
+    """The family sd-scripts' metadata records: ss_base_model_version, ss_v2, modelspec."""
+    version = meta.get("ss_base_model_version", "")
+    if version:
+        if version.startswith("sdxl"):
+            return "sdxl", f"ss_base_model_version {version}"
+        if version.startswith("sd_v2"):
+            return "sd2", f"ss_base_model_version {version}"
+        if version.startswith("sd_v1"):
+            return "sd1", f"ss_base_model_version {version}"
+    architecture = meta.get("modelspec.architecture", "")
+    for marker, family in (("-xl-", "sdxl"), ("-v2", "sd2"), ("-v1", "sd1")):
+        if marker in architecture:
+            return family, f"modelspec.architecture {architecture}"
+    if meta.get("ss_v2") == "True":
+        return "sd2", "ss_v2 True"
+    return None, ""
+
+
 def tag_counts(meta: Mapping[str, str]) -> Counter[str]:
     """ss_tag_frequency summed over the training folders: tag -> images captioned with it."""
     counts: Counter[str] = Counter()

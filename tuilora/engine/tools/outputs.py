@@ -4,7 +4,6 @@ a tool-made LoRA, and the LoRA file itself (hashes, atomic write via ``engine.sa
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -14,19 +13,17 @@ from typing import Any
 import torch
 
 from tuilora import __version__
+from tuilora.engine.metadata import (
+    STABILITY_AI,
+    legacy_model_hash,
+    model_version,
+    modelspec_architecture,
+)
 from tuilora.engine.save import save_lora
 from tuilora.errors import UserError
 
-#: sd-scripts' ss_base_model_version and ModelSpec architecture names per family.
-MODEL_VERSIONS = {"sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0"}
-ARCHITECTURES = {
-    "sd1": "stable-diffusion-v1",
-    "sd2": "stable-diffusion-v2-512",
-    "sdxl": "stable-diffusion-xl-v1-base",
-}
+#: The base resolution of each family (ModelSpec's resolution for a LoRA no run made).
 RESOLUTIONS = {"sd1": "512x512", "sd2": "512x512", "sdxl": "1024x1024"}
-#: sd-scripts' ModelSpec implementation for SDXL LoRAs (sai_model_spec.IMPL_STABILITY_AI).
-SGM_IMPLEMENTATION = "https://github.com/Stability-AI/generative-models"
 
 
 def check_output(path: str | Path, *, force: bool, folder: bool = False) -> Path:
@@ -45,22 +42,11 @@ def check_output(path: str | Path, *, force: bool, folder: bool = False) -> Path
     return out
 
 
-def legacy_hash(path: Path) -> str:
-    """sd-webui's old model hash (sha256 of 64 kB at 1 MB, 8 hex digits): cheap on a
-    multi-GB file, and what ``ss_sd_model_hash`` holds in sd-scripts' metadata."""
-    if path.is_dir():
-        return ""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        handle.seek(0x100000)
-        digest.update(handle.read(0x10000))
-    return digest.hexdigest()[:8]
-
-
 def describe_source(path: Path) -> str:
     name = path.name
-    short = legacy_hash(path)
-    return f"{name} (hash {short})" if short else name
+    if path.is_dir():
+        return name
+    return f"{name} (hash {legacy_model_hash(str(path))})"
 
 
 def lora_metadata(
@@ -79,11 +65,11 @@ def lora_metadata(
         "ss_network_dim": dim,
         "ss_network_alpha": alpha,
         "ss_v2": str(family == "sd2"),
-        "ss_base_model_version": MODEL_VERSIONS[family],
+        "ss_base_model_version": model_version(family, v_prediction=False),
         "ss_sd_scripts_commit_hash": f"(tuilora {__version__})",
         "modelspec.sai_model_spec": "1.0.1",
-        "modelspec.architecture": f"{ARCHITECTURES[family]}/lora",
-        "modelspec.implementation": SGM_IMPLEMENTATION if family == "sdxl" else "diffusers",
+        "modelspec.architecture": f"{modelspec_architecture(family, v_prediction=False)}/lora",
+        "modelspec.implementation": STABILITY_AI if family == "sdxl" else "diffusers",
         "modelspec.title": title,
         "modelspec.date": datetime.datetime.fromtimestamp(int(time.time())).isoformat(),
         "modelspec.resolution": RESOLUTIONS[family],
