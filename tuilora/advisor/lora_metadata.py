@@ -236,18 +236,6 @@ def _number(text: str | None) -> float | None:
     return float(value)
 
 
-def _count(value: Any) -> int:
-    """A count written by another tool: a whole number >= 0, else 0 (a hand-edited or
-    damaged header must not stop the diagnosis)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return 0
-    try:
-        number = float(value)
-    except ValueError:
-        return 0
-    return int(number) if math.isfinite(number) and 0 <= number < 2**53 else 0
-
-
 def _literal(text: str | None) -> Any:
     if text is None:
         return None

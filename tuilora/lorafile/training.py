@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from tuilora.parsing import loads_json
+
 #: (label, metadata keys shown together), in the order ``inspect`` prints them.
 SUMMARY_FIELDS: Final = (
     ("network module", ("ss_network_module",)),
@@ -95,9 +97,7 @@ def tag_counts(meta: Mapping[str, str]) -> Counter[str]:
     for folder in json_table(meta.get("ss_tag_frequency")).values():
         if isinstance(folder, dict):
             for tag, count in folder.items():
-                number = _number(str(count))
-                if number is not None:
-                    counts[str(tag)] += int(number)
+                counts[str(tag)] += _count(count)
     return counts
 
 
@@ -106,9 +106,9 @@ def dataset_folders(meta: Mapping[str, str]) -> list[DatasetFolder]:
     folders = []
     for name, info in json_table(meta.get("ss_dataset_dirs")).items():
         if isinstance(info, dict):
-            images = _number(str(info.get("img_count", 0))) or 0
-            repeats = _number(str(info.get("n_repeats", 1))) or 1
-            folders.append(DatasetFolder(str(name), int(images), int(repeats)))
+            images = _count(info.get("img_count", 0))
+            repeats = _count(info.get("n_repeats", 1)) or 1
+            folders.append(DatasetFolder(str(name), images, repeats))
     return folders
 
 
@@ -117,10 +117,19 @@ def json_table(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+        value = loads_json(text)  # nesting-limited: a hostile header cannot recurse deeply
+    except json.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _count(value: Any) -> int:
+    """A count written by another tool: a whole number >= 0, else 0 (a hand-edited or
+    damaged header must not stop the reading)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return 0
+    number = _number(str(value))
+    return int(number) if number is not None and 0 <= number < 2**53 else 0
 
 
 def _number(text: str | None) -> float | None:
