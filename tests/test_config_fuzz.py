@@ -7,7 +7,7 @@ ones) with values of every TOML type (huge and negative integers, nan/inf, contr
 characters, dates, nested arrays and tables, sections), and a valid config with a few
 fields replaced by random values (which reaches the cross-field checks). A config that loads
 must also survive what ``train`` does with it next: written back as TOML and read again to the
-same config. The counts below are what docs/reliability-hostile.md reports.
+same config. The counts below are what docs/reliability.md (hostile inputs) reports.
 """
 
 from __future__ import annotations

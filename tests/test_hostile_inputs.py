@@ -4,7 +4,7 @@ Each case is one user-facing command on a damaged or malicious file or value; th
 the same for all: exit 2, one line on stderr naming the file or the field, nothing written,
 never a traceback (``main`` lets any other exception through, so a test fails on it). Runs
 with damaged ``events.jsonl`` files must not break the listing, ``watch`` or ``diagnose``.
-The counts in docs/reliability-hostile.md come from these tables.
+The counts in docs/reliability.md (hostile inputs) come from these tables.
 """
 
 from __future__ import annotations
