@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 
 from tuilora.dataset.duplicates import NEAR_DISTANCE, exact_groups, near_matches
 from tuilora.dataset.images import hamming
@@ -65,11 +64,10 @@ def test_near_matches_takes_the_oldest_candidate_the_confirmation_accepts() -> N
     assert result == [("b", "a", 0), ("c", "b", 1)]
 
 
-def test_near_matches_stays_fast_on_a_cluster_of_flat_images() -> None:
-    # 20,000 look-alike hashes (flat images: few bits set) would be 200 million pairs
+def test_near_matches_reports_a_cluster_of_flat_images() -> None:
+    # 20,000 look-alike hashes (flat images: few bits set) would be 200 million pairs; the
+    # time is measured in benchmarks/dataset_worst_cases.py, not asserted here
     rng = random.Random(5)
     items = [(f"flat{index:05d}", _flip(0, rng.randrange(6), rng)) for index in range(20_000)]
-    start = time.perf_counter()
     result = near_matches(items)
-    assert time.perf_counter() - start < 10
     assert len(result) >= 19_000  # nearly all of them still get reported

@@ -1,10 +1,10 @@
-"""50,000 files in one folder: the scan finishes, in bounded time, and reports them all."""
+"""50,000 files in one folder: the scan finishes and reports them all (its time is measured
+in benchmarks/dataset_worst_cases.py, not asserted here)."""
 
 from __future__ import annotations
 
 import io
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -29,9 +29,7 @@ def test_fifty_thousand_files(tmp_path: Path) -> None:
         if index % 2:
             (folder / f"{index:05d}.txt").write_bytes(b"many, red")
     os.link(folder / "00000.png", folder / "copy.png")
-    start = time.perf_counter()
     report = scan_dataset(str(tmp_path), subject="style", resolution=64)
-    elapsed = time.perf_counter() - start
     assert report.total_images == COUNT + 1
     counts: dict[str, int] = {}
     for item in report.problems:
@@ -40,4 +38,3 @@ def test_fifty_thousand_files(tmp_path: Path) -> None:
     assert counts["duplicate-image"] == 1
     assert counts["missing-caption"] == COUNT // 2 + 1
     assert counts["too-many-images"] == 1
-    assert elapsed < 60

@@ -107,15 +107,15 @@ def test_ctrl_c_saves_state_and_lora_and_exits_0(make_config: Any, tmp_path: Pat
 def test_detach_returns_at_once_and_the_run_finishes(make_config: Any, tmp_path: Path) -> None:
     out = tmp_path / "run"
     config = _write(make_config, out, tmp_path / "c.toml", max_train_epochs=2)
-    started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "tuilora", "train", str(config), "--detach"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=True,
     )
-    assert time.monotonic() - started < 30
+    # detach returned while the run had not ended (it does not wait for the training)
+    assert not any(event["type"] == "end" for event in read_events(out / "events.jsonl"))
     assert "tuilora watch" in result.stderr and str(out) in result.stderr
     events = _wait_for(out / "events.jsonl", lambda ev: bool(ev) and ev[-1]["type"] == "end")
     assert events[-1]["status"] == "finished"
