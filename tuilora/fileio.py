@@ -55,9 +55,19 @@ def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:
 
 def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` atomically; refuse to replace a file unless ``overwrite``."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_output(path, overwrite=overwrite) as handle:
+        handle.write(payload)
+    return Path(path)
+
+
+@contextmanager
+def atomic_output(path: str | Path, *, overwrite: bool = False) -> Iterator[BinaryIO]:
+    """A binary handle for writing ``path`` in pieces (a multi-GB model cannot be held in
+    memory first): a temporary file beside the target, fsynced and renamed over it only when
+    the block ends without an error, removed otherwise."""
     target = check_writable(path, overwrite=overwrite)
     parent = target.parent if str(target.parent) else Path(".")
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
@@ -69,45 +79,13 @@ def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False
         # user's sd-webui / ComfyUI can read a LoRA as it could one written by sd-scripts.
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except OSError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise write_failure(target, exc) from None
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
-
-
-@contextmanager
-def atomic_output(path: str | Path, *, overwrite: bool = False) -> Iterator[BinaryIO]:
-    """A binary handle for writing ``path`` in pieces (a multi-GB model cannot be held in
-    memory first, as ``write_atomic`` does): a temporary file beside the target, fsynced and
-    renamed over it only when the block ends without an error, removed otherwise."""
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise UserError(f"{target} already exists; pass --force to overwrite it")
-    if target.is_dir():
-        raise UserError(f"{target} is a directory; give a file name")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"{parent} does not exist; create the folder first")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    except OSError as exc:
-        raise UserError(f"{target}: cannot write here ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
     except OSError as exc:
         Path(tmp_name).unlink(missing_ok=True)
-        raise UserError(f"{target}: cannot write ({exc.strerror})") from None
+        raise write_failure(target, exc) from None
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
