@@ -91,12 +91,15 @@ def _sizes(report: DatasetReport) -> tuple[ImageSize, ...]:
     """The readable images, folder by folder in the scan's order, files by name (the
     trainer's order, which decides which regularization views fill an epoch)."""
     order = {folder.name: index for index, folder in enumerate(report.folders)}
-    usable = [
+    usable = [  # only folders sd-scripts trains: a skipped (misnamed) folder is not counted
         record
         for record in report.images
-        if record.usable and record.width is not None and record.height is not None
+        if record.usable
+        and record.folder in order
+        and record.width is not None
+        and record.height is not None
     ]
-    usable.sort(key=lambda record: (order.get(record.folder, len(order)), record.path))
+    usable.sort(key=lambda record: (order[record.folder], record.path))
     return tuple(
         ImageSize(int(r.width or 0), int(r.height or 0), r.repeats, r.is_reg) for r in usable
     )
