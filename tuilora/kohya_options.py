@@ -229,7 +229,9 @@ OPTIONS: Final[dict[str, KohyaOption]] = {
         "int", "only changes speed: the VAE encodes each image on its own", 1
     ),
     "skip_cache_check": _notice(
-        "flag", "tuilora's latent cache is keyed by path, size, mtime and bucket", False
+        "flag",
+        "tuilora's latent cache is keyed by image content, size, bucket and VAE, and checked",
+        False,
     ),
     "max_data_loader_n_workers": _notice("int", SPEED, 8),
     "persistent_data_loader_workers": _notice("flag", SPEED, False),

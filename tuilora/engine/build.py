@@ -10,6 +10,7 @@ next needs, so a step can be read, tested or reported (phase events) on its own.
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import torch
 
 from tuilora.advisor import steps
 from tuilora.config import TrainingConfig
-from tuilora.engine import data, optim
+from tuilora.engine import data, latent_cache, optim
 from tuilora.engine import loss as losses
 from tuilora.engine.models import BaseModel, load_base_model
 from tuilora.engine.naming import naming_for
@@ -239,8 +240,10 @@ def prepare_items(
     cache_dir: Path,
     phases: PhaseReporter | None = None,
 ) -> list[data.TrainItem]:
-    """The training items, their latents cached (in memory, or in ``cache_dir``) when asked;
-    ``phases`` hears of the caching (a phase of its own, with a count)."""
+    """The training items, their latents cached when asked: in memory for the run
+    (``cache_latents``), and with ``cache_latents_to_disk`` also in ``cache_dir`` (the
+    user's latent cache, reused by later runs); ``phases`` hears of the caching (a phase of
+    its own, with a count)."""
     items = data.collect_items(config)
     if config.cache_latents:
         if config.color_aug or config.random_crop:
@@ -250,16 +253,20 @@ def prepare_items(
             )
         if phases is not None:
             phases.begin("caching latents", total=len({item.image for item in items}))
-        data.cache_latents(
+        still = data.Augment(interpolation=config.resize_interpolation)
+        latent_cache.cache_latents(
             items,
             model.vae,
             model.latent_scaling,
             device,
             flip=config.flip_aug,
-            disk_dir=cache_dir if config.cache_latents_to_disk else None,
             dtype=vae_dtype,
+            load_view=lambda item, flip: data.load_pixels(
+                item, flip=flip, augment=still, rng=random.Random(0)
+            ),
+            store=latent_cache.LatentStore(cache_dir) if config.cache_latents_to_disk else None,
+            transform={"interpolation": str(config.resize_interpolation)},
             progress=phases.advance if phases is not None else None,
-            interpolation=config.resize_interpolation,
         )
     return items
 

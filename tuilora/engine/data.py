@@ -1,6 +1,7 @@
 """Training data: the items of a sd-scripts folder layout, buckets, augmentation (flip,
-colour, random and face crops), latent caching and the per-epoch batch order. Captions are
-``captions.py``.
+colour, random and face crops) and the per-epoch batch order. Captions are
+``captions.py``; latent caching is
+``latent_cache.py``.
 
 Folders are found by the dataset package (``dataset.layout.discover``) and bucketed with its
 bucket code (``dataset.buckets``), so the audit and the training see the same thing. The
@@ -10,13 +11,11 @@ skips the batches already done.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -290,82 +289,3 @@ def color_augment(array: np.ndarray, rng: random.Random) -> np.ndarray:
         return np.asarray(Image.fromarray(hsv.astype(np.uint8), mode="HSV").convert("RGB"))
     gamma = rng.uniform(0.95, 1.05)
     return np.clip(array.astype(np.float64) ** gamma, 0, 255).astype(np.uint8)
-
-
-def _cache_key(item: TrainItem, interpolation: str | None) -> str:
-    stat = item.image.stat()
-    text = f"{item.image.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{item.bucket}|{item.resized}"
-    if interpolation is not None:
-        text += f"|{interpolation}"
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-@torch.no_grad()
-def cache_latents(
-    items: Sequence[TrainItem],
-    vae: Any,
-    scaling: float,
-    device: torch.device,
-    *,
-    flip: bool,
-    disk_dir: Path | None,
-    dtype: torch.dtype,
-    progress: Callable[[int], None] | None = None,
-    interpolation: str | None = None,
-) -> None:
-    """Encode every distinct image once (and its mirror with flip_aug); optionally on disk.
-    ``progress(done)`` follows the distinct images (the trainer's ``caching latents`` phase)."""
-    cache: dict[Path, TrainItem] = {}
-    rng = random.Random(0)  # no randomness is used without random_crop / color_aug
-    for item in items:
-        done = cache.get(item.image)
-        if done is not None:
-            item.latents, item.latents_flipped = done.latents, done.latents_flipped
-            continue
-        path = disk_dir / f"{_cache_key(item, interpolation)}.safetensors" if disk_dir else None
-        stored = _read_cached_latents(path) if path is not None else None
-        if stored is not None:
-            item.latents = stored["latents"]
-            item.latents_flipped = stored.get("flipped")
-        else:
-            views = [False, True] if flip else [False]
-            still = Augment(interpolation=interpolation)
-            pixels = torch.stack([load_pixels(item, flip=v, augment=still, rng=rng) for v in views])
-            encoded = vae.encode(pixels.to(device, dtype)).latent_dist.mode() * scaling
-            encoded = encoded.float().cpu()
-            item.latents = encoded[0].contiguous()
-            item.latents_flipped = encoded[1].contiguous() if flip else None
-            if path is not None:
-                tensors = {"latents": item.latents}
-                if item.latents_flipped is not None:
-                    tensors["flipped"] = item.latents_flipped
-                _write_cached_latents(path, tensors)
-        cache[item.image] = item
-        if progress is not None:
-            progress(len(cache))
-
-
-def _read_cached_latents(path: Path) -> dict[str, torch.Tensor] | None:
-    """A latent file of the disk cache, or None when there is none or it cannot be read (a
-    file cut by a kill before atomic writes, a full disk): it is then encoded again."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        return None
-    try:
-        stored = load_file(str(path))
-    except (OSError, SafetensorError):
-        return None
-    return stored if "latents" in stored else None
-
-
-def _write_cached_latents(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Atomically (``fileio.write_atomic``): a trainer killed while caching leaves either no
-    file or a whole one."""
-    from safetensors.torch import save
-
-    from tuilora.fileio import write_atomic
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, save(tensors), overwrite=True)

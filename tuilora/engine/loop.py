@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from tuilora.config import TrainingConfig
-from tuilora.engine import build, data, distributed, metadata, optim
+from tuilora.engine import build, data, distributed, latent_cache, metadata, optim
 from tuilora.engine import loss as losses
 from tuilora.engine.build import Built
 from tuilora.engine.captions import CaptionStep, process_caption
@@ -153,7 +153,7 @@ class Trainer:
             model,
             self.device,
             precision.vae,
-            self.run_dir.root / "cache" / "latents",
+            latent_cache.cache_dir(),
             phases=self.phases,
         )
         plan = build.plan_steps(config, items, self.seed, self.accelerator.num_processes)
