@@ -37,9 +37,17 @@ def engine_seconds_per_step(config: TrainingConfig, root: Path) -> float:
     run.root.mkdir(parents=True)  # a fresh folder per round
     with EventWriter(run.events) as events:
         Trainer(config, run, events, progress=False).run()
-    times = [e["t"] for e in read_events(run.events) if e["type"] == "step"]
-    # skip the first steps (warm-up) the same way for both loops
-    return (times[-1] - times[10]) / (len(times) - 11)
+    steps = [(e["step"], e["t"]) for e in read_events(run.events) if e["type"] == "step"]
+    # The loop reports its steps in groups (the losses are read every few steps), so only
+    # the last step of a group is written when that step ends: time between those. Skip the
+    # first steps (warm-up) as the bare loop does.
+    ends = [
+        (step, t)
+        for (step, t), (_, following) in zip(steps, [*steps[1:], (0, float("inf"))], strict=True)
+        if step > 10 and following - t > 1e-3
+    ]
+    (first_step, first_t), (last_step, last_t) = ends[0], ends[-1]
+    return (last_t - first_t) / (last_step - first_step)
 
 
 def bare_seconds_per_step(model_dir: Path) -> float:

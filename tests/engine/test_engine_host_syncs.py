@@ -30,12 +30,6 @@ def _optimizer_step_counter() -> bool:
     return caller.co_name == "_get_value" and caller.co_filename.endswith("optimizer.py")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the loop reads the loss on the host 3 times a step (loop.py: bool(isfinite),"
-    " float(loss), float(mean)); reading it every N steps changes when a NaN is seen"
-    " (it stops before the optimizer step today): issue 19 item 2, not done yet",
-)
 def test_no_host_sync_in_every_steady_state_step(
     make_config: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -96,20 +96,21 @@ def test_resume_continues_exactly(
     assert run_training(str(write_config(config_a, tmp_path / "a.toml")), progress=False) == 0
     straight = step_losses(tmp_path / "a")
 
-    original = Trainer._report_step
+    original = Trainer._update
 
-    def stop_halfway(self: Trainer, built: Any, counters: Any, *args: Any) -> None:
-        original(self, built, counters, *args)
-        if counters.step == len(straight) // 2:
-            self.stop_requested = True  # what SIGINT does
+    def stop_halfway(self: Trainer, built: Any, group: Any, step: int, epoch: int) -> Any:
+        loss = original(self, built, group, step, epoch)
+        if step + 1 == len(straight) // 2:
+            self.stop_requested = True  # what SIGINT does during that step
+        return loss
 
-    monkeypatch.setattr(Trainer, "_report_step", stop_halfway)
+    monkeypatch.setattr(Trainer, "_update", stop_halfway)
     config_b = config_a.replace(output_dir=str(tmp_path / "b"))
     assert run_training(str(write_config(config_b, tmp_path / "b.toml")), progress=False) == 0
     run_b = RunDir(tmp_path / "b", "t")
     assert read_events(run_b.events)[-1]["status"] == "stopped"
     assert run_b.step_snapshot(len(straight) // 2).is_file()
-    monkeypatch.setattr(Trainer, "_report_step", original)
+    monkeypatch.setattr(Trainer, "_update", original)
     assert run_training(None, resume=str(tmp_path / "b"), progress=False) == 0
     resumed = step_losses(tmp_path / "b")
     assert resumed == straight

@@ -66,19 +66,20 @@ def test_resume_is_exact_with_every_dropout_and_augmentation(
     straight = losses_of(tmp_path / "straight")
     assert len(straight) == 9
 
-    original = Trainer._report_step
+    original = Trainer._update
 
-    def stop_at_4(self: Trainer, built: Any, counters: Any, *args: Any) -> None:
-        original(self, built, counters, *args)
-        if counters.step == 4:
-            self.stop_requested = True  # what SIGINT does
+    def stop_at_4(self: Trainer, built: Any, group: Any, step: int, epoch: int) -> Any:
+        loss = original(self, built, group, step, epoch)
+        if step + 1 == 4:
+            self.stop_requested = True  # what SIGINT does during step 4
+        return loss
 
-    monkeypatch.setattr(Trainer, "_report_step", stop_at_4)
+    monkeypatch.setattr(Trainer, "_update", stop_at_4)
     stopped = config.replace(output_dir=str(tmp_path / "resumed"))
     path = tmp_path / "resumed.toml"
     path.write_text(tomli_w.dumps(to_toml_dict(stopped)), encoding="utf-8")
     assert run_training(str(path), progress=False) == 0
-    monkeypatch.setattr(Trainer, "_report_step", original)
+    monkeypatch.setattr(Trainer, "_update", original)
     assert run_training(None, resume=str(tmp_path / "resumed"), progress=False) == 0
     resumed = losses_of(tmp_path / "resumed")
     assert resumed == straight  # equal on the CPU, step by step

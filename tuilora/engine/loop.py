@@ -13,6 +13,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -47,6 +48,10 @@ OOM_ADVICE = (
     " AdaFactor instead of an adaptive optimizer, cache_latents on, or a lower resolution."
 )
 EMA_SMOOTHING = 0.1
+#: The losses of this many steps are read from the device at once (one host sync), and
+#: sooner before anything that saves, samples, stops or ends the run, so a NaN never
+#: reaches a file. Reading every step would stall the CPU until the GPU catches up.
+LOSS_READ_EVERY = 8
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -59,6 +64,16 @@ def seed_global_rng(seed: int, stream: int) -> None:
     rank and module dropout, LyCORIS' too) draws from it, so a resumed run drops exactly
     what a straight one would. Salted so it never repeats the step generator's numbers."""
     torch.manual_seed(((seed * 1_000_003 + stream) * 7919 + 104_729) % (2**63))
+
+
+@dataclass
+class PendingStep:
+    """A step done whose loss is still on the device."""
+
+    step: int
+    loss: torch.Tensor
+    seconds: float
+    fields: dict[str, Any]
 
 
 class Trainer:
@@ -263,22 +278,34 @@ class Trainer:
             accumulate = config.gradient_accumulation_steps
             groups = [mine[i : i + accumulate] for i in range(0, len(mine), accumulate)]
             epoch_losses: list[float] = []
+            pending: list[PendingStep] = []
             for index in range(counters.batch_in_epoch, len(groups)):
                 started = time.perf_counter()
-                value = self._update(built, groups[index], counters.step, epoch)
-                if not math.isfinite(value):
-                    return self._diverged(counters, value)
+                loss = self._update(built, groups[index], counters.step, epoch)
                 counters.step += 1
                 counters.batch_in_epoch = index + 1
-                counters.loss_ema = (
-                    value
-                    if counters.loss_ema is None
-                    else (1 - EMA_SMOOTHING) * counters.loss_ema + EMA_SMOOTHING * value
+                pending.append(
+                    PendingStep(
+                        counters.step, loss, time.perf_counter() - started, self._step_fields(built)
+                    )
                 )
-                epoch_losses.append(value)
-                last_times = (last_times + [time.perf_counter() - started])[-20:]
-                self._report_step(built, counters, epoch, value, last_times, progress)
-                if distributed.any_across(self.accelerator, self._stop_now()):
+                stop = distributed.any_across(self.accelerator, self._stop_now())
+                due = (
+                    stop
+                    or len(pending) >= LOSS_READ_EVERY
+                    or index == len(groups) - 1
+                    or counters.step >= built.total_steps
+                    or self._saves_or_samples_at(counters.step)
+                )
+                if due:
+                    bad = self._read_losses(
+                        built, counters, epoch, pending, epoch_losses, last_times, progress
+                    )
+                    pending.clear()
+                    if bad is not None:
+                        counters.step = bad - 1  # the steps before the first bad loss
+                        return self._diverged(counters, math.nan)
+                if stop:
                     return self._stopped(built, counters)
                 self.sampler.after_step(counters.step, epoch + 1)
                 self._step_snapshot(built, counters)
@@ -312,17 +339,16 @@ class Trainer:
         self._emit("end", status="finished", step=counters.step, final=str(final), message="")
         return "finished"
 
-    def _update(self, built: Built, group: list[list[data.Entry]], step: int, epoch: int) -> float:
+    def _update(
+        self, built: Built, group: list[list[data.Entry]], step: int, epoch: int
+    ) -> torch.Tensor:
         """One optimizer step over ``group`` (gradient_accumulation_steps batches); the mean
-        loss over all processes, or NaN/inf without touching the weights."""
-        total = 0.0
+        loss over all processes, still on the device (read later by ``_read_losses``: a NaN
+        step is taken, and the run ends diverged before anything is saved)."""
+        total = torch.zeros((), device=self.device)
         for micro, batch in enumerate(group):
-            value = self._step(built, batch, step, epoch, micro, len(group))
-            total += value
-        mean = float(distributed.mean_across(self.accelerator, torch.tensor(total / len(group))))
-        if not math.isfinite(mean):
-            built.optimizer.zero_grad(set_to_none=True)
-            return mean
+            total = total + self._step(built, batch, step, epoch, micro, len(group))
+        mean = distributed.mean_across(self.accelerator, total / len(group))
         params = [p for g in built.optimizer.param_groups for p in g["params"]]
         distributed.average_gradients(self.accelerator, params)
         if self.config.max_grad_norm:
@@ -342,8 +368,9 @@ class Trainer:
         epoch: int,
         micro: int = 0,
         micro_count: int = 1,
-    ) -> float:
-        """Forward and backward of one batch (gradients accumulate); returns its loss."""
+    ) -> torch.Tensor:
+        """Forward and backward of one batch (gradients accumulate); returns its loss (a
+        float32 scalar on the device)."""
         config = self.config
         model = built.model
         # Each micro-batch of a step, on each process, draws from its own stream.
@@ -383,9 +410,8 @@ class Trainer:
             per_sample * weights, config, built.schedule.snr, timesteps, model.v_prediction
         )
         loss = per_sample.mean()
-        if torch.isfinite(loss):
-            self.accelerator.backward(loss / micro_count)
-        return float(loss.detach())
+        self.accelerator.backward(loss / micro_count)
+        return loss.detach().float()
 
     def _latents(
         self,
@@ -419,10 +445,66 @@ class Trainer:
         return (sample * built.model.latent_scaling).float()
 
     # -- reporting, saving, stopping ---------------------------------------------------
+    def _step_fields(self, built: Built) -> dict[str, Any]:
+        """What a step event says besides its loss, taken when the step is done (learning
+        rates, D, max-norm scaling and VRAM are host values: no sync)."""
+        vram = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+        fields: dict[str, Any] = {
+            "lr": optim.current_lrs(built.optimizer, built.scheduler),
+            "vram_gb": round(vram, 2) if vram is not None else None,
+        }
+        lr_d = optim.lr_times_d(built.optimizer)
+        if lr_d is not None:
+            fields["lr_d"] = lr_d
+        if self.config.scale_weight_norms:
+            fields["keys_scaled"], fields["max_norm"] = self._scaled_keys
+        return fields
+
+    def _saves_or_samples_at(self, step: int) -> bool:
+        """Whether a step snapshot or a sample image comes after ``step`` (the losses are
+        read first, so a NaN never reaches a file)."""
+        config = self.config
+        saves, samples = config.save_every_n_steps, config.sample_every_n_steps
+        snapshot = saves is not None and saves > 0 and step % saves == 0
+        by_steps = samples is not None and samples > 0 and not config.sample_every_n_epochs
+        return snapshot or (by_steps and samples is not None and step % samples == 0)
+
+    def _read_losses(
+        self,
+        built: Built,
+        counters: Counters,
+        epoch: int,
+        pending: list[PendingStep],
+        epoch_losses: list[float],
+        times: list[float],
+        progress: Progress,
+    ) -> int | None:
+        """Read the pending steps' losses in one host sync and report each step in order;
+        the step of the first NaN/inf loss (nothing reported from it on), else None."""
+        started = time.perf_counter()
+        values = torch.stack([entry.loss for entry in pending]).tolist()
+        # The wait for the device belongs to the steps read (their launch time is not all).
+        waited = (time.perf_counter() - started) / len(pending)
+        for entry, value in zip(pending, values, strict=True):
+            entry.seconds += waited
+            if not math.isfinite(value):
+                return entry.step
+            counters.loss_ema = (
+                value
+                if counters.loss_ema is None
+                else (1 - EMA_SMOOTHING) * counters.loss_ema + EMA_SMOOTHING * value
+            )
+            epoch_losses.append(value)
+            times.append(entry.seconds)
+            del times[:-20]
+            self._report_step(built, counters, entry, epoch, value, times, progress)
+        return None
+
     def _report_step(
         self,
         built: Built,
         counters: Counters,
+        entry: PendingStep,
         epoch: int,
         value: float,
         times: list[float],
@@ -430,33 +512,28 @@ class Trainer:
     ) -> None:
         mean_time = sum(times) / len(times)
         samples_per_s = self.config.train_batch_size / mean_time if mean_time else 0.0
-        eta = mean_time * (built.total_steps - counters.step)
-        lrs = optim.current_lrs(built.optimizer, built.scheduler)
-        lr_d = optim.lr_times_d(built.optimizer)
-        vram = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+        eta = mean_time * (built.total_steps - entry.step)
         fields: dict[str, Any] = {
-            "step": counters.step,
+            "step": entry.step,
             "epoch": epoch + 1,
             "loss": value,
             "loss_ema": counters.loss_ema,
-            "lr": lrs,
+            "lr": entry.fields["lr"],
             "samples_per_s": round(samples_per_s, 3),
-            "vram_gb": round(vram, 2) if vram is not None else None,
+            "vram_gb": entry.fields["vram_gb"],
             "eta_s": round(eta, 1),
         }
-        if lr_d is not None:
-            fields["lr_d"] = lr_d
-        if self.config.scale_weight_norms:
-            fields["keys_scaled"], fields["max_norm"] = self._scaled_keys
+        fields.update((k, v) for k, v in entry.fields.items() if k not in fields)
         self._emit("step", **fields)
+        lr_d = entry.fields.get("lr_d")
         if self.tb is not None:
-            self.tb.add_scalar("loss/current", value, counters.step)
-            self.tb.add_scalar("loss/ema", counters.loss_ema, counters.step)
-            for name, lr in lrs.items():
-                self.tb.add_scalar(f"lr/{name}", lr, counters.step)
+            self.tb.add_scalar("loss/current", value, entry.step)
+            self.tb.add_scalar("loss/ema", counters.loss_ema, entry.step)
+            for name, lr in entry.fields["lr"].items():
+                self.tb.add_scalar(f"lr/{name}", lr, entry.step)
             for name, ld in (lr_d or {}).items():
-                self.tb.add_scalar(f"lr_d/{name}", ld, counters.step)
-        progress.update(counters.step, epoch + 1, value, lr_d, samples_per_s, eta)
+                self.tb.add_scalar(f"lr_d/{name}", ld, entry.step)
+        progress.update(entry.step, epoch + 1, value, lr_d, samples_per_s, eta)
 
     def _save(self, built: Built, path: Any, counters: Counters) -> Any:
         if not self.main:
