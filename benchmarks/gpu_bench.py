@@ -159,6 +159,7 @@ def tuilora_step(
             "seed": 1,
             "caption_extension": ".txt",
             "save_model_as": "safetensors",
+            "save_every_n_epochs": None,
         }
     )
     reset_peak(device)
@@ -308,7 +309,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
         model, side = make_model(args.tiny, work)
-        data = make_dataset(work / "data", side, max(batches) * 2)
+        # One epoch covers every step: no epoch end falls inside the timed steps.
+        data = make_dataset(work / "data", side, max(batches) * (args.warmup + args.steps))
         print(f"model: {'tiny' if args.tiny else 'SD1.5 full size, random weights'}, {side} px")
         for precision in args.precisions.split(","):
             for optimizer in args.optimizers.split(","):

@@ -266,6 +266,9 @@ class Trainer:
     def _epochs(self, built: Built, counters: Counters, progress: Progress) -> str:
         config = self.config
         last_times: list[float] = []
+        # The first step of a session is reported at once: the monitor (and the user) see
+        # training start without waiting for a group.
+        first = True
         while counters.step < built.total_steps:
             epoch = counters.epoch
             batches = data.epoch_batches(
@@ -292,6 +295,7 @@ class Trainer:
                 stop = distributed.any_across(self.accelerator, self._stop_now())
                 due = (
                     stop
+                    or first
                     or len(pending) >= LOSS_READ_EVERY
                     or index == len(groups) - 1
                     or counters.step >= built.total_steps
@@ -302,6 +306,7 @@ class Trainer:
                         built, counters, epoch, pending, epoch_losses, last_times, progress
                     )
                     pending.clear()
+                    first = False
                     if bad is not None:
                         counters.step = bad - 1  # the steps before the first bad loss
                         return self._diverged(counters, math.nan)
