@@ -62,7 +62,7 @@ def main() -> int:
             from load_model import write_random_checkpoint  # type: ignore[import-not-found]
 
             model, side = str(work / "sd15.safetensors"), 256
-            write_random_checkpoint("sd15", Path(model))
+            write_random_checkpoint("sd1", Path(model))
         images = work / "data" / "1_bench"
         images.mkdir(parents=True)
         rng = np.random.default_rng(0)

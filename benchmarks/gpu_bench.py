@@ -103,7 +103,7 @@ def make_model(tiny: bool, work: Path) -> tuple[str, int]:
     from load_model import write_random_checkpoint  # type: ignore[import-not-found]
 
     file = work / "sd15-random.safetensors"
-    write_random_checkpoint("sd15", file)
+    write_random_checkpoint("sd1", file)
     return str(file), 512
 
 
