@@ -293,8 +293,12 @@ class Trainer:
                     )
                 )
                 stop = distributed.any_across(self.accelerator, self._stop_now())
+                # save_state_every_n_minutes: a kill loses at most that much training. The
+                # losses are read first, so a state never holds a step whose loss was NaN.
+                save_state = self.main and self.state_interval.due()
                 due = (
                     stop
+                    or save_state
                     or first
                     or len(pending) >= LOSS_READ_EVERY
                     or index == len(groups) - 1
@@ -316,8 +320,7 @@ class Trainer:
                 self._step_snapshot(built, counters)
                 if counters.step >= built.total_steps:
                     break
-                if self.main and self.state_interval.due():
-                    # save_state_every_n_minutes: a kill loses at most that much training.
+                if save_state:
                     self._save_state(built, counters)
             counters.epoch += 1
             counters.batch_in_epoch = 0
