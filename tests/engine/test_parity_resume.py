@@ -142,16 +142,17 @@ def test_resume_is_exact_for_each_optimizer_and_scheduler(
     lrs = [lr["unet"] for _, _, lr, _ in straight]
     assert len(set(lrs)) > 1 or case == "AdaFactor-relative_step"  # the schedule moves
 
-    original = Trainer._report_step
+    original = Trainer._update
 
-    def stop_at_4(self: Trainer, built: Any, counters: Any, *args: Any) -> None:
-        original(self, built, counters, *args)
-        if counters.step == 4:
-            self.stop_requested = True  # what SIGINT does
+    def stop_at_4(self: Trainer, built: Any, group: Any, step: int, epoch: int) -> Any:
+        loss = original(self, built, group, step, epoch)
+        if step + 1 == 4:
+            self.stop_requested = True  # what SIGINT does during step 4
+        return loss
 
-    monkeypatch.setattr(Trainer, "_report_step", stop_at_4)
+    monkeypatch.setattr(Trainer, "_update", stop_at_4)
     stopped = config.replace(output_dir=str(tmp_path / "resumed"))
     assert run_training(write(stopped, tmp_path / "resumed.toml"), progress=False) == 0
-    monkeypatch.setattr(Trainer, "_report_step", original)
+    monkeypatch.setattr(Trainer, "_update", original)
     assert run_training(None, resume=str(tmp_path / "resumed"), progress=False) == 0
     assert steps_of(tmp_path / "resumed") == straight  # losses, lrs and lr x d, step by step
