@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +59,21 @@ def test_a_diverged_run_counts_the_nan_and_keeps_the_error(tmp_path: Path) -> No
     text = str(mt.messages_lines(view, 3))
     assert "error: loss became NaN at step 157" in text and "end: training stopped" in text
     assert "NaN at 1 step" in str(mt.loss_legend(view, False))
+
+
+def test_info_is_counted_apart_from_warnings(tmp_path: Path) -> None:
+    """An info ("training in fp32 on the CPU") needs no action: counted, not as a warning."""
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [
+        {"t": 1.0, "type": "info", "message": "training in fp32 on the CPU", "id": "cpu-precision"},
+        {"t": 2.0, "type": "warning", "message": "few images"},
+    ]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    tail = RunTail(run)
+    tail.poll()
+    assert (tail.view.infos, tail.view.warnings, tail.view.errors) == (1, 1, 0)
+    assert str(mt.messages_lines(tail.view, 4)).startswith("info 1, warnings 1, errors 0")
 
 
 def test_a_torn_last_line_is_read_once_it_is_complete(

@@ -223,7 +223,8 @@ MESSAGE_STYLES = {"warning": "yellow", "error": "bold red", "end": "bold", "info
 def messages_lines(view: RunView, rows: int, run_dir: Path | None = None) -> Text:
     """The counts, then the latest ``rows - 1`` messages, wrapped (paths made short)."""
     text = Text(overflow="fold")
-    counts = f"warnings {view.warnings}, errors {view.errors}"
+    # info apart: "training in fp32 on the CPU" needs no action and is not a warning
+    counts = f"info {view.infos}, warnings {view.warnings}, errors {view.errors}"
     if not view.messages:
         text.append(f"{counts}: nothing to report", style="dim")
         return text
