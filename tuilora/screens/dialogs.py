@@ -100,7 +100,9 @@ class HelpScreen(ModalScreen[None]):
             yield Button("Close", id="close", compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#close").focus()
+        # Focus Close without scrolling to it: a help taller than the screen (80x24) must
+        # open at its title, not at its end.
+        self.query_one("#close").focus(scroll_visible=False)
 
     def action_close(self) -> None:
         self.dismiss(None)
