@@ -21,6 +21,21 @@ from tuilora.engine.train import run_training  # noqa: E402
 from tuilora.runs.events import read_events  # noqa: E402
 
 
+def stop_during_step(monkeypatch: pytest.MonkeyPatch, target: int) -> Any:
+    """Raise the stop flag during step ``target``'s update (what SIGINT does then); returns
+    the original ``Trainer._update`` to put back for the resume."""
+    original = Trainer._update
+
+    def stopping(self: Trainer, built: Any, group: Any, step: int, epoch: int) -> Any:
+        loss = original(self, built, group, step, epoch)
+        if step + 1 == target:
+            self.stop_requested = True
+        return loss
+
+    monkeypatch.setattr(Trainer, "_update", stopping)
+    return original
+
+
 def losses_of(run: Path) -> list[float]:
     return [e["loss"] for e in read_events(run / "events.jsonl") if e["type"] == "step"]
 
@@ -66,15 +81,7 @@ def test_resume_is_exact_with_every_dropout_and_augmentation(
     straight = losses_of(tmp_path / "straight")
     assert len(straight) == 9
 
-    original = Trainer._update
-
-    def stop_at_4(self: Trainer, built: Any, group: Any, step: int, epoch: int) -> Any:
-        loss = original(self, built, group, step, epoch)
-        if step + 1 == 4:
-            self.stop_requested = True  # what SIGINT does during step 4
-        return loss
-
-    monkeypatch.setattr(Trainer, "_update", stop_at_4)
+    original = stop_during_step(monkeypatch, 4)
     stopped = config.replace(output_dir=str(tmp_path / "resumed"))
     path = tmp_path / "resumed.toml"
     path.write_text(tomli_w.dumps(to_toml_dict(stopped)), encoding="utf-8")
@@ -142,15 +149,7 @@ def test_resume_is_exact_for_each_optimizer_and_scheduler(
     lrs = [lr["unet"] for _, _, lr, _ in straight]
     assert len(set(lrs)) > 1 or case == "AdaFactor-relative_step"  # the schedule moves
 
-    original = Trainer._update
-
-    def stop_at_4(self: Trainer, built: Any, group: Any, step: int, epoch: int) -> Any:
-        loss = original(self, built, group, step, epoch)
-        if step + 1 == 4:
-            self.stop_requested = True  # what SIGINT does during step 4
-        return loss
-
-    monkeypatch.setattr(Trainer, "_update", stop_at_4)
+    original = stop_during_step(monkeypatch, 4)
     stopped = config.replace(output_dir=str(tmp_path / "resumed"))
     assert run_training(write(stopped, tmp_path / "resumed.toml"), progress=False) == 0
     monkeypatch.setattr(Trainer, "_update", original)
