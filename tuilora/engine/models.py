@@ -35,6 +35,7 @@ from tuilora.errors import UserError
 from tuilora.modelfile.checks import prediction_warnings
 from tuilora.modelfile.configs import family_configs
 from tuilora.modelfile.describe import (
+    PICKLE_SUFFIXES,
     ModelFile,
     describe_model,
     read_json,
@@ -42,9 +43,6 @@ from tuilora.modelfile.describe import (
 )
 from tuilora.modelfile.family import FAMILY_NAMES
 from tuilora.modelfile.ldm_names import LdmName, ldm_names
-
-#: Kept for callers that test suffixes; the rule itself is ``modelfile.refuse_pickle``.
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 
 
 @dataclass
@@ -232,7 +230,7 @@ def _vae_from_folder(path: Path, allow_pickle: bool, dtype: torch.dtype) -> Any:
         path = path / "vae"
     if not (path / "config.json").is_file():
         raise UserError(f"vae {path}: not a diffusers VAE folder (no config.json)")
-    pickled = [p for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    pickled = [p for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
     has_safetensors = any(p.suffix == ".safetensors" for p in path.iterdir())
     if pickled and not has_safetensors:
         refuse_pickle(pickled[0], allow_pickle, what="vae")
